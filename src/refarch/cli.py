@@ -1,0 +1,88 @@
+"""The `refarch` command: run jobs locally, validate the bundle, serve a model."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+
+def _job_run(args: argparse.Namespace) -> int:
+    from refarch.jobs.runner import parse_params, run_job
+
+    result = run_job(args.job, params=parse_params(args.param), target=args.target)
+    sys.stdout.write(result.summary() + "\n")
+    return 0 if result.ok else 1
+
+
+def _job_list(args: argparse.Namespace) -> int:
+    from refarch.jobs.bundle import load_bundle
+
+    for name, job in load_bundle(target=args.target).jobs.items():
+        tasks = ", ".join(t["task_key"] for t in job.spec.get("tasks", []))
+        sys.stdout.write(f"{name}\t{job.file.name}\t{tasks}\n")
+    return 0
+
+
+def _bundle_validate(args: argparse.Namespace) -> int:
+    from refarch.jobs.validate import validate_bundle
+
+    problems = validate_bundle(args.root)
+    for p in problems:
+        sys.stderr.write(f"{p}\n")
+    if problems:
+        sys.stderr.write(f"bundle validate: {len(problems)} problem(s)\n")
+        return 1
+    sys.stdout.write("bundle validate: OK\n")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from refarch.serving.cli import run
+
+    return run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="refarch", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    job = sub.add_parser("job", help="run bundle jobs on this machine").add_subparsers(dest="action", required=True)
+    run = job.add_parser("run", help="run jobs/<job>.job.yml locally")
+    run.add_argument("job", help="job name (resources.jobs key) or file stem")
+    run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="job parameter")
+    run.add_argument("--target", default=None, help="bundle target (default $REFARCH_TARGET or local)")
+    run.set_defaults(func=_job_run)
+    ls = job.add_parser("list", help="list the bundle's jobs and their tasks")
+    ls.add_argument("--target", default=None)
+    ls.set_defaults(func=_job_list)
+
+    bundle = sub.add_parser("bundle", help="bundle checks").add_subparsers(dest="action", required=True)
+    val = bundle.add_parser("validate", help="check databricks.yml and jobs/*.job.yml offline")
+    val.add_argument("--root", default=None, help="bundle root (default: found from the working directory)")
+    val.set_defaults(func=_bundle_validate)
+
+    serve = sub.add_parser("serve", help="serve an MLflow pyfunc model over HTTP")
+    try:
+        from refarch.serving.cli import add_arguments
+    except ImportError:  # pragma: no cover - serving package not installed
+        pass
+    else:
+        add_arguments(serve)
+    serve.set_defaults(func=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        sys.stderr.write(f"refarch: {err}\n")
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Real loaders (download, checksum, cache) and generators of realistic data."""

@@ -1,0 +1,1 @@
+"""Jobs: the local runner for jobs/*.job.yml and offline bundle validation."""

@@ -1,0 +1,86 @@
+"""Execute an .ipynb in-process, the way a Databricks notebook task would.
+
+Code cells run in one namespace; `%pip`, `%sh`, `%md` and other magic cells are
+skipped (the wheel is already installed), `%run ./other` runs another notebook in the
+same namespace, and the working directory is the notebook's folder, as on Databricks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+log = logging.getLogger(__name__)
+
+_SKIPPED_MAGICS = ("%pip", "%sh", "%md", "%fs", "%sql", "%scala", "%r", "%conda", "%config", "%matplotlib")
+
+
+class NotebookError(RuntimeError):
+    """A notebook cell raised; the message names notebook and cell."""
+
+
+def _display(obj: Any = None, *args: Any, **kwargs: Any) -> None:
+    """Databricks' `display` off Databricks: log the first rows."""
+    if hasattr(obj, "limit") and hasattr(obj, "toPandas"):
+        obj = obj.limit(20).toPandas()
+    log.info("display:\n%s", obj)
+
+
+@contextlib.contextmanager
+def _cwd(path: Path) -> Iterator[None]:
+    old = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+def read_code_cells(path: Path) -> list[str]:
+    nb = nbformat.read(str(path), as_version=4)
+    return [c.source for c in nb.cells if c.cell_type == "code"]
+
+
+def _resolve_notebook(ref: str, base: Path) -> Path:
+    ref = ref.strip().strip("\"'")
+    candidate = (base / ref).resolve()
+    for p in (candidate, candidate.with_name(candidate.name + ".ipynb")):
+        if p.is_file():
+            return p
+    raise NotebookError(f"%run {ref}: no notebook at {candidate}(.ipynb)")
+
+
+def run_notebook(path: Path, namespace: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run every code cell of `path`; returns the namespace. Raises NotebookError naming the cell."""
+    path = path.resolve()
+    ns = namespace if namespace is not None else {"__name__": "__main__", "display": _display}
+    ns.setdefault("display", _display)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    with _cwd(path.parent):
+        for index, source in enumerate(read_code_cells(path), start=1):
+            stripped = source.lstrip()
+            if not stripped:
+                continue
+            if stripped.startswith("%run"):
+                _, _, ref = stripped.partition(" ")
+                run_notebook(_resolve_notebook(ref.splitlines()[0], path.parent), ns)
+                continue
+            if stripped.startswith(_SKIPPED_MAGICS) or stripped.startswith("%%"):
+                log.info("%s cell %d: skipped magic %s", path.name, index, stripped.split()[0])
+                continue
+            code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+            try:
+                exec(compile(code, f"{path.name} [cell {index}]", "exec"), ns)
+            except Exception as err:
+                from refarch.runtime.notebook import NotebookExit
+
+                if isinstance(err, NotebookExit):
+                    raise
+                raise NotebookError(f"{path.name} cell {index}: {type(err).__name__}: {err}") from err
+    return ns

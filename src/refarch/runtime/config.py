@@ -1,0 +1,192 @@
+"""Typed configuration: `conf/<target>.yml` merged with `conf/<pipeline>.yml`.
+
+Only conf/ differs between targets; code asks the config, never the target name.
+Errors name the file and the dotted key so a person can fix them without reading code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from refarch.runtime.paths import local_home, project_root
+
+TARGET_ENV = "REFARCH_TARGET"
+DEFAULT_TARGET = "local"
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A missing or wrong configuration key; the message names file and key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SparkConf(_Strict):
+    master: str = "local[*]"
+    driver_memory: str = "4g"
+    shuffle_partitions: int = Field(8, ge=1)
+    extra: dict[str, str] = Field(default_factory=dict)
+
+
+class MlflowConf(_Strict):
+    tracking_uri: str
+    registry_uri: str
+    artifact_root: str | None = None
+    experiment_prefix: str = "/Shared/refarch/"
+
+
+class ServingStoreConf(_Strict):
+    kind: Literal["sqlite", "redis"] = "sqlite"
+    path: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 6379
+    ssl: bool = False
+    password_env: str | None = None
+    password_file: str | None = None
+
+
+class BlobConf(_Strict):
+    kind: Literal["azurite", "account"] = "azurite"
+    container: str = "refarch"
+    connection_string_env: str | None = None
+    account_url: str | None = None
+    azurite_port: int = 10000
+
+
+class TargetConf(_Strict):
+    """One deployment target; `schema` in YAML is `schema_name` here (pydantic owns `schema`)."""
+
+    name: str
+    platform: Literal["local", "databricks"]
+    catalog: str = "main"
+    schema_name: str = Field("refarch", alias="schema")
+    warehouse: str | None = None
+    spark: SparkConf = Field(default_factory=SparkConf)
+    mlflow: MlflowConf
+    serving_store: ServingStoreConf = Field(default_factory=ServingStoreConf)
+    blob: BlobConf = Field(default_factory=BlobConf)
+
+
+class Config(BaseModel):
+    """A target's settings plus one pipeline's parameters."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    target: TargetConf
+    pipeline_name: str | None = None
+    pipeline: dict[str, Any] = Field(default_factory=dict)
+    root: Path
+    home: Path
+
+    def section(self, model: type[M], key: str | None = None) -> M:
+        """Validate the pipeline's parameters (or one key of them) against `model`."""
+        data = self.pipeline if key is None else self.pipeline.get(key)
+        source = f"conf/{self.pipeline_name}.yml"
+        if data is None:
+            raise ConfigError(f"{source}: missing key '{key}'")
+        try:
+            return model.model_validate(data)
+        except ValidationError as err:
+            raise ConfigError(_explain(source, err, prefix=key)) from None
+
+
+def _explain(source: str, err: ValidationError, prefix: str | None = None) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in ((prefix,) if prefix else ()) + tuple(e["loc"]))
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"{source}: {loc or '<root>'}: {msg}")
+    return "\n".join(lines)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _expand(value: Any, mapping: dict[str, str]) -> Any:
+    """Fill `{home}`/`{root}` placeholders in strings, recursively."""
+    if isinstance(value, str):
+        for k, v in mapping.items():
+            value = value.replace("{" + k + "}", v)
+        return value
+    if isinstance(value, dict):
+        return {k: _expand(v, mapping) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, mapping) for v in value]
+    return value
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def current_target(target: str | None = None) -> str:
+    return target or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
+
+
+def load_config(
+    pipeline: str | None = None,
+    target: str | None = None,
+    root: Path | None = None,
+) -> Config:
+    """Load `conf/<target>.yml` (+ `conf/<pipeline>.yml`).
+
+    The pipeline file holds parameters; a `targets: {<name>: {...}}` block in it
+    overrides them per target. $REFARCH_CATALOG and $REFARCH_SCHEMA override the
+    target's catalog and schema (the bundle sets them from its variables).
+    """
+    root = (root or project_root()).resolve()
+    name = current_target(target)
+    conf_dir = root / "conf"
+    target_file = conf_dir / f"{name}.yml"
+    if not target_file.is_file():
+        known = sorted(p.stem for p in conf_dir.glob("*.yml") if _is_target_file(p))
+        raise ConfigError(f"unknown target '{name}': no {target_file} (targets: {', '.join(known)})")
+    raw = _read_yaml(target_file)
+    raw.setdefault("name", name)
+    for key, env in (("catalog", "REFARCH_CATALOG"), ("schema", "REFARCH_SCHEMA")):
+        if os.environ.get(env):
+            raw[key] = os.environ[env]
+    platform = raw.get("platform", "local")
+    home = local_home(root) if platform == "local" else root / ".refarch"
+    raw = _expand(raw, {"home": str(home), "root": str(root)})
+    try:
+        target_conf = TargetConf.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_explain(f"conf/{name}.yml", err)) from None
+
+    params: dict[str, Any] = {}
+    if pipeline:
+        pipe_file = conf_dir / f"{pipeline}.yml"
+        if not pipe_file.is_file():
+            raise ConfigError(f"unknown pipeline '{pipeline}': no {pipe_file}")
+        params = _read_yaml(pipe_file)
+        overrides = params.pop("targets", {}) or {}
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"conf/{pipeline}.yml: targets: expected a mapping of target names")
+        params = deep_merge(params, overrides.get(name, {}) or {})
+        params = _expand(params, {"home": str(home), "root": str(root)})
+    return Config(target=target_conf, pipeline_name=pipeline, pipeline=params, root=root, home=home)
+
+
+def _is_target_file(path: Path) -> bool:
+    try:
+        return "platform" in (yaml.safe_load(path.read_text()) or {})
+    except yaml.YAMLError:
+        return False

@@ -1,0 +1,50 @@
+"""One Spark session and one local state folder for the whole test run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def refarch_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point the local target at a throw-away folder: warehouse, MLflow db, caches."""
+    home = tmp_path_factory.mktemp("refarch-home")
+    saved = {k: os.environ.get(k) for k in ("REFARCH_HOME", "REFARCH_ROOT", "REFARCH_TARGET")}
+    os.environ.update(REFARCH_HOME=str(home), REFARCH_ROOT=str(REPO), REFARCH_TARGET="local")
+    yield home
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def config(refarch_home: Path):
+    from refarch.runtime.config import load_config
+
+    return load_config()
+
+
+@pytest.fixture(scope="session")
+def spark(config):
+    """The one local Spark session of the run, with few partitions for tiny data."""
+    from refarch.runtime.spark import get_spark
+
+    session = get_spark(config)
+    session.conf.set("spark.sql.shuffle.partitions", "2")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def tables(spark, config):
+    from refarch.runtime.tables import Tables
+
+    return Tables(spark, config)
