@@ -1,0 +1,1 @@
+"""FAQ matching: a new question is ranked against known original questions (scikit-learn, served in real time)."""

@@ -1,0 +1,81 @@
+"""The prepare task's tables and quarantine, and the whole `faq` job on tiny generated data."""
+
+from __future__ import annotations
+
+import pytest
+from mlflow import MlflowClient
+
+from refarch.datasets.faq_generator import generate_faq_data
+from refarch.faq.ingest import ingest, load_raw
+from refarch.faq.settings import FaqSettings, GeneratorSettings
+from refarch.jobs.runner import run_job
+from refarch.runtime.quality import TooManyBadRows
+
+TINY = {"n_families": "14", "min_dupes": "5", "min_text": "80", "parallel_trials": "false"}
+
+
+def test_ingest_writes_prepared_tables_and_quarantines_bad_rows(tables, config):
+    settings = FaqSettings(
+        min_text=80,
+        min_dupes=5,
+        generator=GeneratorSettings(n_families=10, min_duplicates=6, max_duplicates=8, malformed_rows=2, seed=4),
+        tables={
+            "originals": "t_faq_originals",
+            "duplicates": "t_faq_duplicates",
+            "preparation": "t_faq_preparation",
+            "quarantine": "t_faq_quarantine",
+        },
+    )
+    raw = load_raw("generated", settings, config)
+    result = ingest(tables, raw, settings, cleaning="strict", source="generated")
+    originals = tables.read("t_faq_originals").toPandas()
+    duplicates = tables.read("t_faq_duplicates").toPandas()
+    assert len(originals) == len(result.prepared.originals) > 0
+    assert set(duplicates["original_id"]) <= set(originals["id"])
+    quarantined = tables.read("t_faq_quarantine").toPandas()
+    assert sorted(quarantined["reason"]) == ["id is not an integer"] * 2 + ["text is empty"] * 2
+    assert set(quarantined["source"]) == {"generated"}
+    assert result.quality.bad == 4
+    steps = tables.read("t_faq_preparation").toPandas()
+
+    def rows(df):
+        return sorted(zip(df["step"], df["table"], df["removed"], strict=True))
+
+    assert rows(steps) == rows(result.prepared.steps)
+    assert steps.loc[steps.table == "questions", "removed"].sum() + len(originals) == len(raw.questions)
+
+
+def test_too_many_bad_rows_stop_the_ingest(tables, config):
+    raw = generate_faq_data(n_families=3, min_duplicates=2, max_duplicates=2, malformed_rows=5, seed=1)
+    settings = FaqSettings(max_bad_share=0.05, tables={"quarantine": "t_faq_quarantine2"})
+    with pytest.raises(TooManyBadRows, match="t_faq_quarantine2"):
+        ingest(tables, raw, settings, cleaning="strict", source="generated")
+
+
+def test_unknown_dataset_is_refused(config):
+    with pytest.raises(ValueError, match="generated, stackoverflow"):
+        load_raw("kaggle", FaqSettings(), config)
+
+
+@pytest.mark.slow
+def test_faq_job_runs_end_to_end(spark, tables):
+    result = run_job("faq", params=TINY)
+    assert result.ok, result.summary()
+    assert [t.task_key for t in result.tasks] == ["prepare", "train", "ask"]
+    originals = tables.read("faq_originals").count()
+    evaluation = tables.read("faq_evaluation").toPandas()
+    assert originals >= 10
+    assert len(evaluation) > 0 and evaluation["rank"].between(1, originals).all()
+    assert (evaluation["rank"] == 1).mean() >= 0.8
+    version = MlflowClient().get_model_version_by_alias("faq", "champion")
+    run = MlflowClient().get_run(version.run_id)
+    assert run.data.tags["dataset"] == "generated"
+    assert run.data.metrics["n_originals"] == originals
+
+
+def test_a_bad_job_parameter_fails_the_first_task_by_name():
+    result = run_job("faq", params={**TINY, "min_dupes": "0"})
+    assert not result.ok
+    assert result.tasks[0].status == "FAILED"
+    assert "min_dupes" in result.tasks[0].error
+    assert [t.status for t in result.tasks[1:]] == ["SKIPPED", "SKIPPED"]

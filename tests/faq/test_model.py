@@ -1,0 +1,151 @@
+"""Train and register `faq@champion`, then answer questions through MLflow and over HTTP."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import httpx
+import mlflow
+import pytest
+import uvicorn
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from refarch.faq.model import MAX_QUESTION_CHARS, FaqAnswer
+from refarch.faq.settings import FaqSettings
+from refarch.faq.split import split_by_original
+from refarch.faq.train import model_uri, train_faq
+from refarch.runtime.tracking import configure_mlflow
+
+KEY = "faq-test-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def trained(config, small_faq):
+    configure_mlflow(config, "faq-tests")
+    settings = FaqSettings(grid={"C": [10.0]}, top_n=4, min_text=100, min_dupes=6)
+    return train_faq(small_faq.originals, small_faq.duplicates, settings, config, dataset="generated")
+
+
+@pytest.fixture(scope="module")
+def model(trained, config):
+    return mlflow.pyfunc.load_model(model_uri(config))
+
+
+def test_registered_as_champion_with_metrics_logged(trained, config):
+    version = MlflowClient().get_model_version_by_alias("faq", "champion")
+    assert str(version.version) == trained.version
+    run = mlflow.get_run(trained.run_id)
+    assert run.data.metrics["acc_at_1"] == pytest.approx(trained.test.acc_at_1)
+    assert run.data.metrics["n_originals"] == 25
+    assert {"acc_at_3", "mean_rank", "valid_acc_at_1"} <= set(run.data.metrics)
+    assert trained.test.acc_at_1 >= 0.8
+    assert model_uri(config) == "models:/faq@champion"
+
+
+def test_a_duplicate_finds_its_original_first(model, small_faq):
+    _, test = split_by_original(small_faq.duplicates, seed=42)
+    hits = 0
+    for row in test.head(20).itertuples():
+        (answer,) = model.predict([{"question": row.text, "top_n": 3}])
+        assert isinstance(answer, FaqAnswer)
+        assert len(answer.matches) == 3
+        hits += answer.matches[0].id == row.original_id
+    assert hits >= 16
+
+
+def test_default_top_n_comes_from_the_settings_and_results_are_sorted(model, small_faq):
+    (answer,) = model.predict([{"question": "  how do i sort an array in javascript?  "}])
+    probs = [m.probability for m in answer.matches]
+    assert len(probs) == 4
+    assert probs == sorted(probs, reverse=True)
+    known = dict(zip(small_faq.originals["id"], small_faq.originals["text"], strict=True))
+    assert all(known[m.id] == m.text for m in answer.matches)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"question": ""},
+        {"question": "   \n "},
+        {"question": "x" * (MAX_QUESTION_CHARS + 1)},
+        {"question": "sort?", "top_n": 0},
+        {"question": "sort?", "top_n": 51},
+        {"question": "sort?", "k": 3},
+        {"top_n": 3},
+    ],
+)
+def test_bad_questions_are_rejected_before_the_model_runs(model, bad):
+    with pytest.raises(MlflowException, match="Failed to validate"):
+        model.predict([bad])
+
+
+class _Server:
+    """The scoring app behind a real uvicorn on a free loopback port, stopped at exit."""
+
+    def __init__(self, app) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> _Server:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/ready", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("the scoring app did not become ready within 60 s")
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def server(trained, config):
+    from refarch.serving.app import create_app
+    from refarch.serving.auth import ApiKeys
+
+    app = create_app(model_uri(config), api_keys=ApiKeys([KEY]))
+    with _Server(app) as srv:
+        yield srv
+
+
+def _ask(server, body, key=KEY):
+    headers = {"X-API-Key": key} if key else {}
+    return httpx.post(server.url + "/invocations", json=body, headers=headers, timeout=10)
+
+
+def test_http_answers_with_sorted_matches(server, small_faq):
+    original = small_faq.originals.iloc[0]
+    r = _ask(server, {"inputs": [{"question": original["text"], "top_n": 2}]})
+    assert r.status_code == 200, r.text
+    (answer,) = r.json()["predictions"]
+    assert [set(m) for m in answer["matches"]] == [{"id", "text", "probability"}] * 2
+    assert answer["matches"][0]["id"] == original["id"]
+    assert answer["matches"][0]["probability"] >= answer["matches"][1]["probability"]
+
+
+@pytest.mark.parametrize(
+    ("question", "field"),
+    [("", "question"), ("   ", "question"), ("y" * (MAX_QUESTION_CHARS + 1), "question")],
+)
+def test_http_empty_or_over_long_question_is_a_400(server, question, field):
+    r = _ask(server, {"inputs": [{"question": question}]})
+    assert r.status_code == 400
+    error = r.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert error["details"][0]["loc"] == ["inputs", 0, field]
+
+
+def test_http_needs_the_key(server):
+    assert _ask(server, {"inputs": [{"question": "sort an array"}]}, key=None).status_code == 401
