@@ -20,6 +20,7 @@ CORE = [
     "scikit-learn>=1.5",
     "redis>=5.0",
     "azure-storage-blob>=12.20",
+    "azure-identity>=1.17",
     "fastapi>=0.115",
     "uvicorn[standard]>=0.30",
     "prometheus-client>=0.20",

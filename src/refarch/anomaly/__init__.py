@@ -1,0 +1,1 @@
+"""Many-models anomaly scoring: one detector per (device, sensor), trained and scored in parallel."""
