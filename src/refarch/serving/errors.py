@@ -1,0 +1,49 @@
+"""One JSON error shape for every 4xx/5xx: `{"error": {"code", "message", "details"?}}`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.responses import Response
+
+
+class ApiError(Exception):
+    """An error the client should see as is (status, code, message)."""
+
+    def __init__(self, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        body["details"] = details
+    return Response(json.dumps({"error": body}), status_code=status, media_type="application/json", headers=headers)
+
+
+def from_validation_error(err: ValidationError) -> ApiError:
+    """A 400 naming each bad field (`inputs.0.k`), without echoing the whole input back."""
+    details = []
+    for e in err.errors(include_url=False, include_input=False):
+        loc = [p for p in e["loc"]]
+        details.append({"loc": loc, "message": e["msg"], "type": e["type"]})
+    if details and details[0]["type"] == "json_invalid":
+        return ApiError(400, "invalid_json", f"request body is not valid JSON: {details[0]['message']}")
+    if details and details[0]["type"] in ("model_type", "model_attributes_type") and details[0]["loc"] == []:
+        return ApiError(400, "invalid_request", 'request body must be a JSON object like {"inputs": [...]}')
+    first = details[0] if details else {"loc": [], "message": "invalid request"}
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    return ApiError(400, "invalid_request", f"{where}: {first['message']}{more}", details)

@@ -1,0 +1,186 @@
+"""Fixtures for the serving tests: a real redis-server on a free loopback port, started and stopped here."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A throw-away redis-server (no persistence) with a password; yields host, port and password."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed (apt-get install -y redis-server)")
+    port = free_port()
+    password = "test-redis-secret"
+    folder: Path = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--requirepass",
+            password,
+            "--dir",
+            str(folder),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port, password=password)
+    try:
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        else:
+            pytest.fail("redis-server did not start within 5 s")
+        yield {"host": "127.0.0.1", "port": port, "password": password}
+    finally:
+        client.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture()
+def redis_client(redis_server: dict) -> Iterator:
+    """A client on a clean database."""
+    import redis
+
+    client = redis.Redis(host=redis_server["host"], port=redis_server["port"], password=redis_server["password"])
+    client.flushall()
+    yield client
+    client.close()
+
+
+class ServerThread:
+    """uvicorn serving an app on a free loopback port, in a thread of the test process.
+
+    `with ServerThread(app)` waits until /ready answers 200 (wait=False: until it answers at all).
+    """
+
+    def __init__(self, app, wait: bool = True) -> None:
+        import threading
+
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.wait = wait
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=True)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def wait_for(self, path: str, done, seconds: float = 30.0):
+        """Poll `path` until `done(response)`; the last response, or an error after `seconds`."""
+        import httpx
+
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                response = httpx.get(self.url + path, timeout=2)
+                if done(response):
+                    return response
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"{path} did not reach the expected state within {seconds:.0f} s")
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        try:
+            self.wait_for("/ready" if self.wait else "/health", lambda r: r.status_code == 200 or not self.wait)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def server_thread() -> type[ServerThread]:
+    """The ServerThread class (fixtures, not imports: `conftest` is not an importable module name)."""
+    return ServerThread
+
+
+@pytest.fixture(scope="session")
+def tracking_uri(config) -> str:
+    """MLflow on the test home's SQLite file, artifacts under it too (never ./mlruns)."""
+    from refarch.runtime.tracking import configure_mlflow
+
+    configure_mlflow(config, "serving-tests")
+    return config.target.mlflow.tracking_uri
+
+
+@pytest.fixture(scope="session")
+def tiny_recommender(tmp_path_factory: pytest.TempPathFactory, tracking_uri: str) -> dict:
+    """A published SQLite store and a logged `recommender` pyfunc over hand-made factors.
+
+    Users 1 and 2, items 10..14. User 1 saw item 12. Precomputed depth 2.
+    """
+    import mlflow
+    import numpy as np
+
+    from refarch.recommender.model import Factors, RecommenderModel
+    from refarch.recommender.store import SqliteStore
+
+    folder = tmp_path_factory.mktemp("tiny-recommender")
+    store_path = folder / "serving.db"
+    store = SqliteStore(store_path)
+    version = store.publish(
+        [(1, [11, 10], [0.9, 0.8]), (2, [14, 13], [0.7, 0.6])],
+        popular_items=[13, 10, 11],
+        popular_scores=[30.0, 20.0, 10.0],
+    )
+    store.close()
+    # user 1 = (1, 0): scores are item factor x -> 10: 5, 11: 4, 12: 3 (seen), 13: 2, 14: 1
+    factors = Factors.build(
+        user_ids=np.array([2, 1]),
+        user_factors=np.array([[0.0, 1.0], [1.0, 0.0]]),
+        item_ids=np.array([10, 11, 12, 13, 14]),
+        item_factors=np.array([[5.0, 1.0], [4.0, 2.0], [3.0, 3.0], [2.0, 4.0], [1.0, 5.0]]),
+        seen_users=np.array([1, 2]),
+        seen_items=np.array([12, 12]),
+    )
+    factors_path = folder / "factors.npz"
+    factors.save(factors_path)
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(
+            name="recommender",
+            python_model=RecommenderModel({"kind": "sqlite", "path": str(store_path)}),
+            artifacts={"factors": str(factors_path)},
+            pip_requirements=["mlflow"],
+        )
+    return {"uri": info.model_uri, "store_path": store_path, "version": version}
