@@ -1,0 +1,98 @@
+"""Top-k from factors: exact against brute force, seen items removed, ties by item id, fallback."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from refarch.recommender.baseline import popular_items, recommend_popular
+from refarch.recommender.topk import recommendations_table, top_k_from_factors, top_k_rows, with_fallback
+
+FACTORS = "id int, features array<float>"
+
+
+def test_top_k_rows_sorted_with_ties_to_lower_index():
+    scores = np.array([[1.0, 3.0, 3.0, 2.0], [5.0, 1.0, 1.0, 1.0], [0.0, -np.inf, 2.0, -np.inf]])
+    idx, top = top_k_rows(scores, 2)
+    assert idx.tolist() == [[1, 2], [0, 1], [2, 0]]
+    assert top.tolist() == [[3.0, 3.0], [5.0, 1.0], [2.0, 0.0]]
+    idx, _ = top_k_rows(scores, 10)  # k above the number of items: all of them, in order
+    assert idx[1].tolist() == [0, 1, 2, 3]
+
+
+def test_top_k_from_factors_by_hand(spark):
+    users = spark.createDataFrame([(1, [1.0, 0.0]), (2, [0.0, 1.0])], FACTORS)
+    items = spark.createDataFrame([(10, [3.0, 0.0]), (20, [2.0, 1.0]), (30, [0.0, 4.0]), (40, [1.0, 1.0])], FACTORS)
+    seen = spark.createDataFrame([(1, 10)], "user_id int, item_id int")
+    got = top_k_from_factors(users, items, 2, seen=seen).orderBy("user_id", "rank").collect()
+    # user 1 scores 10:3 (seen), 20:2, 40:1, 30:0; user 2 scores 30:4, then 20 and 40 tie at 1 -> 20
+    assert [(r.user_id, r.rank, r.item_id, r.score) for r in got] == [
+        (1, 1, 20, 2.0),
+        (1, 2, 40, 1.0),
+        (2, 1, 30, 4.0),
+        (2, 2, 20, 1.0),
+    ]
+
+
+@pytest.mark.parametrize("seen_on_driver", [True, False], ids=["seen-on-driver", "seen-joined"])
+def test_top_k_matches_brute_force_on_random_factors(spark, monkeypatch, seen_on_driver):
+    if not seen_on_driver:
+        monkeypatch.setattr("refarch.recommender.topk.SEEN_ON_DRIVER", 0)
+    rng = np.random.default_rng(0)
+    n_users, n_items, rank, k = 30, 25, 4, 5
+    u, v = rng.normal(size=(n_users, rank)), rng.normal(size=(n_items, rank))
+    seen_pairs = [
+        (int(a), int(b)) for a, b in zip(rng.integers(0, n_users, 120), rng.integers(0, n_items, 120), strict=True)
+    ]
+    users = spark.createDataFrame([(i, u[i].tolist()) for i in range(n_users)], FACTORS)
+    items = spark.createDataFrame([(j, v[j].tolist()) for j in range(n_items)], FACTORS)
+    seen = spark.createDataFrame(seen_pairs, "user_id int, item_id int")
+    got = {}
+    for r in top_k_from_factors(users, items, k, seen=seen).collect():
+        got.setdefault(r.user_id, []).append((r.rank, r.item_id))
+    scores = (u.astype(np.float32) @ v.astype(np.float32).T).astype(np.float64)
+    for a, b in seen_pairs:
+        scores[a, b] = -np.inf
+    for user in range(n_users):
+        expected = [int(j) for j in np.argsort(-scores[user], kind="stable")[:k]]
+        assert [item for _, item in sorted(got[user])] == expected
+        assert not set(expected) & {b for a, b in seen_pairs if a == user}
+
+
+def test_users_filter_and_k_check(spark):
+    users = spark.createDataFrame([(1, [1.0]), (2, [2.0])], FACTORS)
+    items = spark.createDataFrame([(5, [1.0])], FACTORS)
+    only = spark.createDataFrame([(2,)], "user_id int")
+    assert [r.user_id for r in top_k_from_factors(users, items, 3, users=only).collect()] == [2]
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        top_k_from_factors(users, items, 0)
+
+
+@pytest.fixture(scope="module")
+def train(spark):
+    # item 3 is most popular (3 users), then 1 and 2 tie (2 users each) -> 1 first, then 4
+    rows = [(1, 3), (2, 3), (3, 3), (1, 1), (2, 1), (2, 2), (3, 2), (3, 4)]
+    return spark.createDataFrame(
+        [(u, i, 4.0, 0) for u, i in rows], "user_id int, item_id int, rating double, timestamp long"
+    )
+
+
+def test_popular_items_ranked_with_ties_by_item(train):
+    got = [(r["rank"], r.item_id, r.score) for r in popular_items(train, 3).orderBy("rank").collect()]
+    assert got == [(1, 3, 3.0), (2, 1, 2.0), (3, 2, 2.0)]
+
+
+def test_recommend_popular_removes_seen(train):
+    got = recommend_popular(train, 2).orderBy("user_id", "rank").collect()
+    # user 1 saw 3 and 1 -> 2, 4; user 2 saw 3, 1, 2 -> 4; user 3 saw 3, 2, 4 -> 1
+    assert [(r.user_id, r.item_id) for r in got] == [(1, 2), (1, 4), (2, 4), (3, 1)]
+
+
+def test_unknown_users_get_the_popular_fallback(spark, train):
+    ranked = spark.createDataFrame([(1, 1, 9, 0.5)], "user_id int, rank int, item_id int, score double")
+    everyone = spark.createDataFrame([(1,), (99,)], "user_id int")
+    out = recommendations_table(with_fallback(ranked, everyone, popular_items(train, 10), 2), "7")
+    rows = sorted((r.user_id, r["rank"], r.item_id, r.model_version) for r in out.collect())
+    assert rows == [(1, 1, 9, "7"), (99, 1, 3, "7"), (99, 2, 1, "7")]
+    assert [f.name for f in out.schema.fields] == ["user_id", "rank", "item_id", "score", "model_version"]
+    assert out.schema["score"].dataType.typeName() == "double"
