@@ -11,7 +11,9 @@ def test_every_main_job_is_in_the_bundle():
     assert set(load_bundle(target="local").jobs) >= MAIN_JOBS
 
 
-@pytest.mark.parametrize(("target", "status"), [("local", "PAUSED"), ("dev", "PAUSED"), ("staging", "PAUSED"), ("prod", "UNPAUSED")])
+@pytest.mark.parametrize(
+    ("target", "status"), [("local", "PAUSED"), ("dev", "PAUSED"), ("staging", "PAUSED"), ("prod", "UNPAUSED")]
+)
 def test_schedules_run_only_in_prod(target, status):
     scheduled = {k: j.spec["schedule"] for k, j in load_bundle(target=target).jobs.items() if "schedule" in j.spec}
     assert {"maintenance_scoring", "anomaly_scoring"} <= set(scheduled)

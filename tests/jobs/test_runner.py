@@ -46,7 +46,7 @@ def test_bad_parameter_fails_before_any_task(demo_bundle):
 
 
 def test_unknown_job_is_named(demo_bundle):
-    with pytest.raises(ValueError, match="no job 'nope'.*broken, demo"):
+    with pytest.raises(ValueError, match=r"no job 'nope'.*broken, demo"):
         run_job("nope", root=demo_bundle)
 
 

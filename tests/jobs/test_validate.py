@@ -114,7 +114,9 @@ def test_workflows_pass_actionlint():
 
 def test_actionlint_catches_a_broken_workflow(tmp_path):
     bad = tmp_path / "bad.yml"
-    bad.write_text("on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.nope }}\n")
+    bad.write_text(
+        "on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.nope }}\n"
+    )
     out = _actionlint(bad)
     assert out.returncode == 1 and "nope" in out.stdout
 
@@ -123,7 +125,9 @@ def test_deploy_workflow_deploys_staging_on_main_and_prod_on_tags():
     import yaml
 
     wf = yaml.safe_load((REPO / ".github" / "workflows" / "deploy.yml").read_text())
-    steps = {name: " ".join(s.get("run", "") + s.get("uses", "") for s in job["steps"]) for name, job in wf["jobs"].items()}
+    steps = {
+        name: " ".join(s.get("run", "") + s.get("uses", "") for s in job["steps"]) for name, job in wf["jobs"].items()
+    }
     assert "databricks/setup-cli" in steps["staging"] and "bundle deploy -t staging" in steps["staging"]
     assert "bundle validate -t staging" in steps["staging"]
     assert "bundle deploy -t prod" in steps["prod"] and wf["jobs"]["prod"]["if"].startswith("startsWith(github.ref")

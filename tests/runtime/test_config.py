@@ -66,7 +66,9 @@ def test_unknown_target_lists_known(tmp_path):
 
 
 def test_pipeline_params_merge_target_overrides(tmp_path):
-    root = _bundle(tmp_path, BASE, "k: 10\nmodel:\n  rank: 8\n  reg: 0.1\ntargets:\n  local:\n    model:\n      rank: 4\n")
+    root = _bundle(
+        tmp_path, BASE, "k: 10\nmodel:\n  rank: 8\n  reg: 0.1\ntargets:\n  local:\n    model:\n      rank: 4\n"
+    )
     conf = load_config("demo", target="local", root=root)
     assert conf.pipeline == {"k": 10, "model": {"rank": 4, "reg": 0.1}}
 

@@ -21,8 +21,6 @@ def test_publish_notebook(spark, tables, config, tracking_uri):
     from refarch.recommender.store import open_store
     from refarch.runtime.notebook import LocalRunContext, local_run
 
-    if not (REPO_ROOT / "conf" / "recommender.yml").is_file():
-        pytest.skip("conf/recommender.yml (the recommender pipeline's settings) is not there yet")
     ratings = [(u, i, float((u * i) % 5 + 1), 0) for u in range(1, 7) for i in range(10, 18) if (u + i) % 3]
     train = spark.createDataFrame(ratings, "user_id int, item_id int, rating double, timestamp long")
     recs = spark.createDataFrame(

@@ -113,7 +113,7 @@ def is_notebook(path: Path) -> bool:
         try:
             nbformat.validate(nbformat.read(str(path), as_version=4))
             return True
-        except Exception:  # noqa: BLE001 - any parse failure means "not a notebook"
+        except Exception:
             return False
     if path.suffix == ".py":
         return path.read_text().startswith("# Databricks notebook source")

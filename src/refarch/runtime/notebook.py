@@ -211,7 +211,7 @@ def local_run(context: LocalRunContext) -> Iterator[LocalRunContext]:
         _CURRENT.pop()
 
 
-class NotebookExit(Exception):  # noqa: N818 - mirrors dbutils.notebook.exit
+class NotebookExit(Exception):
     """Raised by `exit()` to end a notebook early with a value, as dbutils.notebook.exit does."""
 
     def __init__(self, value: str = "") -> None:
