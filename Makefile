@@ -46,6 +46,7 @@ run: setup
 	done
 
 test: setup
+	$(BIN)/ruff check --quiet src tests benchmarks
 	$(BIN)/pytest
 
 lint: python-deps
