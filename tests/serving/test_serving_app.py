@@ -125,7 +125,10 @@ def test_openapi_describes_the_model_types(server):
     assert "Recommendation" in schemas
 
 
-def test_request_logs_carry_no_key(server, caplog):
+def test_request_logs_carry_no_key(server, caplog, monkeypatch):
+    # uvicorn's own logging config (applied by any earlier server in this process) stops propagation
+    monkeypatch.setattr(logging.getLogger("uvicorn.access"), "propagate", True)
+    monkeypatch.setattr(logging.getLogger("uvicorn.access"), "disabled", False)
     with caplog.at_level(logging.INFO):
         post(server, {"inputs": [{"user_id": 1}]})
         post(server, {"inputs": [{"user_id": 1}]}, key="a-wrong-key-that-must-not-leak")
