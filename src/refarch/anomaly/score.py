@@ -71,27 +71,13 @@ def score_group(pdf: pd.DataFrame, location: BlobLocation, features: tuple[str, 
         return pd.DataFrame([row])
     try:
         model = loads(location.container_client().download_blob(blob).readall())
-    except ResourceNotFoundError:
-        row = _log_row(
-            device,
-            sensor,
-            "model_unreadable",
-            n,
-            time.perf_counter() - started,
-            version,
-            f"model blob {blob} not found",
+    except Exception as err:  # a missing or corrupt model is logged; the other groups go on
+        detail = (
+            f"model blob {blob} not found"
+            if isinstance(err, ResourceNotFoundError)
+            else f"model blob {blob}: {type(err).__name__}: {err}"[:500]
         )
-        return pd.DataFrame([row])
-    except Exception as err:
-        row = _log_row(
-            device,
-            sensor,
-            "model_unreadable",
-            n,
-            time.perf_counter() - started,
-            version,
-            f"model blob {blob}: {type(err).__name__}: {err}"[:500],
-        )
+        row = _log_row(device, sensor, "model_unreadable", n, time.perf_counter() - started, version, detail)
         return pd.DataFrame([row])
     try:
         scores, flags = score_detector(model, pdf, features)

@@ -154,7 +154,7 @@ class _Env:
                 os.environ[k] = v
 
 
-def _run_wheel_task(wheel: dict[str, Any], params: Mapping[str, str]) -> None:
+def _run_wheel_task(wheel: dict[str, Any]) -> None:
     package, entry = wheel["package_name"], wheel["entry_point"]
     func = None
     try:
@@ -171,7 +171,6 @@ def _run_wheel_task(wheel: dict[str, Any], params: Mapping[str, str]) -> None:
         argv = [f"--{k}={v}" for k, v in wheel["named_parameters"].items()]
     else:
         argv = [str(a) for a in wheel.get("parameters", []) or []]
-    argv += [f"--{k}={v}" for k, v in params.items()] if not argv and params else []
     saved = sys.argv
     sys.argv = [entry, *argv]
     try:
@@ -293,7 +292,7 @@ def _execute(
         if wheel.get("named_parameters"):
             wheel["named_parameters"] = {k: _dynamic(str(v), refs, where) for k, v in wheel["named_parameters"].items()}
         with local_run(LocalRunContext(parameters=dict(job_params), task_key=key, task_values=task_values)):
-            _run_wheel_task(wheel, {})
+            _run_wheel_task(wheel)
         return None
     kinds = [k for k in task if k.endswith("_task")]
     raise JobError(f"{where}: {', '.join(kinds) or 'no task type'} cannot run locally")
