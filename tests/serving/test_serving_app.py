@@ -126,10 +126,10 @@ def test_openapi_describes_the_model_types(server):
 
 
 def test_request_logs_carry_no_key(server, caplog, monkeypatch):
-    # uvicorn's own logging config (applied by any earlier server in this process) stops propagation
+    # uvicorn's own logging config (applied by any earlier server in this process) may have set the
+    # access logger to WARNING and stopped its propagation: undo both for this test
     monkeypatch.setattr(logging.getLogger("uvicorn.access"), "propagate", True)
-    monkeypatch.setattr(logging.getLogger("uvicorn.access"), "disabled", False)
-    with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO, logger="uvicorn.access"):
         post(server, {"inputs": [{"user_id": 1}]})
         post(server, {"inputs": [{"user_id": 1}]}, key="a-wrong-key-that-must-not-leak")
         httpx.post(
