@@ -214,7 +214,7 @@ def run_job(
     log.info(
         "job %s (%s): %d tasks, target %s, parameters %s", job.key, job.file.name, len(order), bundle.target, values
     )
-    with _Env({"REFARCH_TARGET": bundle.target, "MPLBACKEND": os.environ.get("MPLBACKEND", "Agg")}):
+    with _Env({"REFARCH_TARGET": bundle.target}):  # notebook_exec picks the Agg backend itself
         for key in order:
             task = tasks[key]
             deps = [d["task_key"] for d in task.get("depends_on", []) or []]

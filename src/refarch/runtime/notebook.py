@@ -159,8 +159,6 @@ class LocalWidgets:
     def text(self, name: str, defaultValue: str = "", label: str | None = None) -> None:  # noqa: N803
         self._declared[name] = defaultValue
 
-    dropdown = combobox = None  # type: ignore[assignment]
-
     def get(self, name: str) -> str:
         if name in self._given:
             return self._given[name]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import TYPE_CHECKING
 
 from refarch.runtime.config import Config, load_config
@@ -34,7 +35,7 @@ def get_spark(config: Config | None = None) -> SparkSession:
     config = config or load_config()
     conf = config.target.spark
     warehouse = config.target.warehouse or str(config.home / "warehouse")
-    os.environ.setdefault("PYSPARK_PYTHON", _python())
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = (
         SparkSession.builder.master(conf.master)
         .appName("refarch")
@@ -58,9 +59,3 @@ def get_spark(config: Config | None = None) -> SparkSession:
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
-
-
-def _python() -> str:
-    import sys
-
-    return sys.executable
