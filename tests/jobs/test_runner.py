@@ -2,7 +2,7 @@ import pytest
 
 from refarch.cli import main
 from refarch.jobs.runner import JobError, parse_params, run_job
-from refarch.runtime.notebook import ParameterError
+from refarch.runtime.params import ParameterError
 
 
 def test_job_runs_in_dependency_order_with_parameters(demo_bundle, spark, tables):

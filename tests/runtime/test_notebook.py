@@ -2,7 +2,8 @@ import datetime as dt
 
 import pytest
 
-from refarch.runtime.notebook import LocalRunContext, Param, ParameterError, bootstrap, local_run
+from refarch.runtime.notebook import LocalRunContext, bootstrap, local_run
+from refarch.runtime.params import Param, ParameterError
 
 PARAMS = [
     Param("k", 10, min=1, max=100),

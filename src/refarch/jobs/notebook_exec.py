@@ -12,9 +12,12 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import nbformat
+
+if TYPE_CHECKING:
+    from refarch.runtime.params import Notebook
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,26 @@ def _resolve_notebook(ref: str, base: Path) -> Path:
         if p.is_file():
             return p
     raise NotebookError(f"%run {ref}: no notebook at {candidate}(.ipynb)")
+
+
+def declaration_of(path: Path) -> Notebook:
+    """The declaration a notebook bootstraps with: its first code cell run in declare-only mode.
+
+    Nothing starts (no config, Spark or MLflow): `bootstrap` raises as soon as it is called.
+    """
+    from refarch.runtime.notebook import Declared, declare_only
+
+    cells = [c for c in read_code_cells(path) if c.strip() and not c.lstrip().startswith("%")]
+    if not cells:
+        raise NotebookError(f"{path.name}: no code cell")
+    with declare_only(), _cwd(path.parent):
+        try:
+            exec(compile(cells[0], f"{path.name} [cell 1]", "exec"), {"__name__": "__declare__"})
+        except Declared as found:
+            return found.notebook
+        except Exception as err:
+            raise NotebookError(f"{path.name} cell 1: {type(err).__name__}: {err}") from err
+    raise NotebookError(f"{path.name}: the first code cell does not call refarch.runtime.bootstrap")
 
 
 def run_notebook(path: Path, namespace: dict[str, Any] | None = None) -> dict[str, Any]:

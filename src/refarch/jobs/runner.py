@@ -25,7 +25,8 @@ from typing import Any
 
 from refarch.jobs.bundle import JobDef, load_bundle
 from refarch.jobs.notebook_exec import NotebookError, run_notebook
-from refarch.runtime.notebook import LocalRunContext, NotebookExit, ParameterError, local_run
+from refarch.runtime.notebook import LocalRunContext, NotebookExit, local_run
+from refarch.runtime.params import ParameterError
 
 log = logging.getLogger(__name__)
 

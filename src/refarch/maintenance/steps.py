@@ -18,7 +18,7 @@ from refarch.maintenance.registry import promote_if_better as _promote
 from refarch.maintenance.score import in_range, load_champion, score, write_scores
 from refarch.maintenance.settings import MaintenanceConf
 from refarch.maintenance.train import Evaluation, evaluate, feature_importances, fit, label_index, temporal_split
-from refarch.runtime.notebook import ParameterError
+from refarch.runtime.params import ParameterError
 from refarch.runtime.quality import QualityReport
 from refarch.runtime.tracking import registered_model_name
 

@@ -7,6 +7,7 @@ Errors name the file and the dotted key so a person can fix them without reading
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -24,25 +25,31 @@ class ConfigError(ValueError):
     """A missing or wrong configuration key; the message names file and key."""
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
+    """The base of every settings model: unknown keys are errors, values are read-only.
+
+    Settings models declare no defaults: the value lives once, in conf/, and a missing key
+    is an error naming the file, not a silent fallback to a number written in code.
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class SparkConf(_Strict):
+class SparkConf(Strict):
     master: str = "local[*]"
     driver_memory: str = "4g"
     shuffle_partitions: int = Field(8, ge=1)
     extra: dict[str, str] = Field(default_factory=dict)
 
 
-class MlflowConf(_Strict):
+class MlflowConf(Strict):
     tracking_uri: str
     registry_uri: str
     artifact_root: str | None = None
     experiment_prefix: str = "/Shared/refarch/"
 
 
-class ServingStoreConf(_Strict):
+class ServingStoreConf(Strict):
     kind: Literal["sqlite", "redis"] = "sqlite"
     path: str | None = None
     host: str = "127.0.0.1"
@@ -52,7 +59,7 @@ class ServingStoreConf(_Strict):
     password_file: str | None = None
 
 
-class BlobConf(_Strict):
+class BlobConf(Strict):
     kind: Literal["azurite", "account"] = "azurite"
     container: str = "refarch"
     connection_string_env: str | None = None
@@ -60,7 +67,7 @@ class BlobConf(_Strict):
     azurite_port: int = 10000
 
 
-class TargetConf(_Strict):
+class TargetConf(Strict):
     """One deployment target; `schema` in YAML is `schema_name` here (pydantic owns `schema`)."""
 
     name: str
@@ -84,6 +91,21 @@ class Config(BaseModel):
     pipeline: dict[str, Any] = Field(default_factory=dict)
     root: Path
     home: Path
+
+    def settings(self, model: type[M], overrides: Mapping[str, Any] | None = None) -> M:
+        """The pipeline's settings validated by its root model, with dotted-key overrides.
+
+        `overrides` maps a setting (`als.search`) to the value a job parameter gave; an
+        error in an overridden value names that setting, so the caller can name its parameter.
+        """
+        from refarch.runtime.params import with_overrides
+
+        data = with_overrides(self.pipeline, overrides or {})
+        source = f"conf/{self.pipeline_name}.yml (target {self.target.name})"
+        try:
+            return model.model_validate(data)
+        except ValidationError as err:
+            raise ConfigError(_explain(source, err)) from None
 
     def section(self, model: type[M], key: str | None = None) -> M:
         """Validate the pipeline's parameters (or one key of them) against `model`."""

@@ -8,14 +8,13 @@ or by the declared defaults. Either way parameters are checked before any Spark 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
-import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from refarch.runtime.config import Config, load_config
+from refarch.runtime.config import Config, ConfigError, load_config
+from refarch.runtime.params import Notebook, Param, ParameterError
 from refarch.runtime.spark import on_databricks
 
 if TYPE_CHECKING:
@@ -24,101 +23,6 @@ if TYPE_CHECKING:
     from refarch.runtime.tables import Tables
 
 log = logging.getLogger(__name__)
-
-
-class ParameterError(ValueError):
-    """A notebook or job parameter that is missing, of the wrong type or out of range."""
-
-
-_MISSING = object()
-
-
-@dataclass(frozen=True)
-class Param:
-    """A declared parameter: its type comes from `type` or the default's type."""
-
-    name: str
-    default: Any = _MISSING
-    type: type | None = None
-    help: str = ""
-    choices: Sequence[Any] | None = None
-    min: float | None = None
-    max: float | None = None
-    pattern: str | None = None
-    check: Callable[[Any], bool] | None = None
-
-    @property
-    def kind(self) -> type:
-        if self.type is not None:
-            return self.type
-        if self.default is _MISSING or self.default is None:
-            return str
-        return type(self.default)
-
-    def default_text(self) -> str:
-        if self.default is _MISSING or self.default is None:
-            return ""
-        return to_text(self.default)
-
-    def parse(self, raw: Any) -> Any:
-        """Turn a widget string (or a value) into the declared type and check it."""
-        if raw is None or raw == "":
-            if self.default is _MISSING:
-                raise ParameterError(f"parameter '{self.name}' is required{self._hint()}")
-            value = self.default
-        else:
-            value = _convert(self.name, raw, self.kind)
-        if value is None:
-            return None
-        if self.choices is not None and value not in self.choices:
-            raise ParameterError(f"parameter '{self.name}': '{raw}' is not one of {', '.join(map(str, self.choices))}")
-        if self.min is not None and value < self.min:
-            raise ParameterError(f"parameter '{self.name}': {value} is below the minimum {self.min}")
-        if self.max is not None and value > self.max:
-            raise ParameterError(f"parameter '{self.name}': {value} is above the maximum {self.max}")
-        if self.pattern is not None and not re.fullmatch(self.pattern, str(value)):
-            raise ParameterError(f"parameter '{self.name}': '{value}' does not match {self.pattern}")
-        if self.check is not None and not self.check(value):
-            raise ParameterError(f"parameter '{self.name}': '{value}' is not allowed{self._hint()}")
-        return value
-
-    def _hint(self) -> str:
-        return f" ({self.help})" if self.help else ""
-
-
-def to_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return ",".join(map(str, value))
-    return str(value)
-
-
-def _convert(name: str, raw: Any, kind: type) -> Any:
-    if isinstance(raw, kind) and kind is not str:
-        return raw
-    text = str(raw).strip()
-    try:
-        if kind is bool:
-            lowered = text.lower()
-            if lowered in ("true", "1", "yes"):
-                return True
-            if lowered in ("false", "0", "no"):
-                return False
-            raise ValueError
-        if kind is int:
-            return int(text)
-        if kind is float:
-            return float(text)
-        if kind is dt.datetime:
-            return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if kind is dt.date:
-            return dt.date.fromisoformat(text)
-        if kind in (list, tuple):
-            return [p.strip() for p in text.split(",") if p.strip()]
-        return text
-    except ValueError:
-        raise ParameterError(f"parameter '{name}': '{raw}' is not a valid {kind.__name__}") from None
 
 
 class Params(Mapping[str, Any]):
@@ -226,6 +130,8 @@ class NotebookContext:
     config: Config
     _widgets: Any
     _task_values: Any
+    settings: Any = None
+    notebook: Notebook | None = None
     _spark: SparkSession | None = None
     _tables: Tables | None = None
 
@@ -261,21 +167,78 @@ class NotebookContext:
         raise NotebookExit(str(value))
 
 
-def bootstrap(
-    pipeline: str | None = None,
-    params: Sequence[Param] = (),
-    target: str | None = None,
-    experiment: str | None = None,
-    start_spark: bool = True,
-) -> NotebookContext:
-    """Declare parameters, read and check them, load config, start Spark and MLflow.
+class Declared(Exception):
+    """Raised by `bootstrap` inside `declaration_of`: carries the notebook's declaration."""
 
-    Parameters are checked before Spark starts, so a bad date or table name fails in
-    a second with a message naming it.
-    """
+    def __init__(self, notebook: Notebook) -> None:
+        super().__init__(f"{notebook.pipeline}/{notebook.name}")
+        self.notebook = notebook
+
+
+_DECLARE_ONLY: list[bool] = []
+
+
+@contextlib.contextmanager
+def declare_only() -> Iterator[None]:
+    """Inside, `bootstrap` raises `Declared` at once: no config, no Spark, no MLflow."""
+    _DECLARE_ONLY.append(True)
+    try:
+        yield
+    finally:
+        _DECLARE_ONLY.pop()
+
+
+def resolve_params(notebook: Notebook, config: Config) -> tuple[Param, ...]:
+    """The declared parameters with defaults of `setting` parameters read from the settings."""
+    try:
+        return tuple(p.with_settings(config.pipeline) for p in notebook.params)
+    except KeyError as err:
+        raise ConfigError(f"conf/{notebook.pipeline}.yml: {err.args[0]}") from None
+
+
+def parse_values(params: Sequence[Param], raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Every parameter parsed and checked; the first bad one raises, naming itself."""
+    return {p.name: p.parse(raw.get(p.name)) for p in params}
+
+
+def typed_settings(notebook: Notebook, config: Config, values: Mapping[str, Any]) -> Any:
+    """The pipeline's settings with the `setting` parameters' values applied and validated."""
+    if notebook.settings is None:
+        return None
+    overrides = {p.setting: values[p.name] for p in notebook.params if p.setting is not None}
+    try:
+        return config.settings(notebook.settings, overrides)
+    except ConfigError as err:
+        for p in notebook.params:
+            if p.setting is not None and f": {p.setting}" in str(err):
+                raise ParameterError(f"parameter '{p.name}' ({p.setting}): {str(err).split(': ', 2)[-1]}") from None
+        raise
+
+
+def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("py4j", "urllib3", "azure", "alembic", "mlflow.store"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def bootstrap(
+    notebook: Notebook | str | None = None,
+    params: Sequence[Param] = (),
+    target: str | None = None,
+    experiment: str | None = None,
+    start_spark: bool | None = None,
+) -> NotebookContext:
+    """Declare parameters, read and check them, load config and settings, start Spark and MLflow.
+
+    `notebook` is the notebook's declaration from `refarch.<pipeline>.params` (or, for a
+    notebook of your own, a pipeline name with `params`). Parameters and settings are checked
+    before Spark starts, so a bad date or table name fails in a second with a message naming it.
+    """
+    if not isinstance(notebook, Notebook):
+        notebook = Notebook(notebook or "", "", tuple(params))
+    if _DECLARE_ONLY:
+        raise Declared(notebook)
+    _logging()
     if on_databricks():
         from databricks.sdk.runtime import dbutils
 
@@ -284,16 +247,25 @@ def bootstrap(
         run = _CURRENT[-1] if _CURRENT else LocalRunContext()
         widgets = LocalWidgets(run.parameters)
         task_values = LocalTaskValues(run.task_values, run.task_key)
-    for p in params:
+    config = load_config(notebook.pipeline or None, target)
+    declared = resolve_params(notebook, config)
+    for p in declared:
         widgets.text(p.name, p.default_text(), p.name)
-    values = {p.name: p.parse(widgets.get(p.name)) for p in params}
-    config = load_config(pipeline, target)
-    ctx = NotebookContext(params=Params(values), config=config, _widgets=widgets, _task_values=task_values)
+    values = parse_values(declared, {p.name: widgets.get(p.name) for p in declared})
+    settings = typed_settings(notebook, config, values)
+    ctx = NotebookContext(
+        params=Params(values),
+        config=config,
+        _widgets=widgets,
+        _task_values=task_values,
+        settings=settings,
+        notebook=notebook,
+    )
     log.info("target %s, parameters %s", config.target.name, values)
-    if start_spark:
+    if notebook.start_spark if start_spark is None else start_spark:
         _ = ctx.spark
-    if experiment or pipeline:
+    if experiment or notebook.pipeline:
         from refarch.runtime.tracking import configure_mlflow
 
-        configure_mlflow(config, experiment or pipeline or "default")
+        configure_mlflow(config, experiment or notebook.pipeline or "default")
     return ctx

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import shutil
 import uuid
 from collections.abc import Sequence
@@ -18,28 +17,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from refarch.runtime.config import Config
+from refarch.runtime.params import TableNameError, check_table_name
+
+__all__ = ["TableNameError", "Tables", "check_table_name"]
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
 _SCHEMA_FILE = "_refarch_schema.json"
-
-
-class TableNameError(ValueError):
-    """A table name that is not `table`, `schema.table` or `catalog.schema.table`."""
-
-
-def check_table_name(name: str, param: str = "table") -> str:
-    """Validate a table name before any Spark work; the error names the parameter."""
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise TableNameError(
-            f"parameter '{param}': '{name}' is not a table name "
-            "(letters, digits and _; optionally schema.table or catalog.schema.table)"
-        )
-    return name
 
 
 class Tables:
