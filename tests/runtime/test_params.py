@@ -102,7 +102,7 @@ def test_table_param_accepts_every_qualified_form():
 
 def test_unknown_setting_is_a_config_error(demo_root):
     broken = Notebook("demo", "x", (Param("depth", setting="als.depth"),), DemoSettings, start_spark=False)
-    with pytest.raises(ConfigError, match="setting 'als.depth' is not in the pipeline's conf"):
+    with pytest.raises(ConfigError, match=r"setting 'als\.depth' is not in the pipeline's conf"):
         bootstrap(broken)
 
 
