@@ -11,6 +11,15 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Test the code of this checkout, not another copy of refarch on the path (a second worktree)."""
+    import refarch
+
+    here = Path(refarch.__file__).resolve()
+    if not here.is_relative_to(REPO / "src"):
+        pytest.exit(f"refarch is imported from {here}, not from {REPO / 'src'}: set PYTHONPATH={REPO / 'src'}", 2)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def refarch_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Point the local target at a throw-away folder: warehouse, MLflow db, caches."""
