@@ -47,7 +47,7 @@ setup(
     package_dir={"": "src"},
     packages=find_packages("src"),
     include_package_data=True,
-    package_data={"refarch": ["py.typed"]},
+    package_data={"refarch": ["py.typed"], "refarch.jobs": ["schema/*.json", "schema/CLI_VERSION"]},
     python_requires=">=3.10",
     install_requires=CORE,
     extras_require={"local": LOCAL, "dev": DEV},

@@ -64,12 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     val.set_defaults(func=_bundle_validate)
 
     serve = sub.add_parser("serve", help="serve an MLflow pyfunc model over HTTP")
-    try:
-        from refarch.serving.cli import add_arguments
-    except ImportError:  # pragma: no cover - serving package not installed
-        pass
-    else:
-        add_arguments(serve)
+    from refarch.serving.cli import add_arguments
+
+    add_arguments(serve)
     serve.set_defaults(func=_serve)
     return parser
 

@@ -1,23 +1,24 @@
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from refarch.jobs.validate import schema_path, validate_bundle
+from refarch.jobs.validate import SCHEMA, schema_path, validate_bundle
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def schema() -> Path:
-    try:
-        return schema_path(REPO)
-    except FileNotFoundError:
-        pytest.skip("the CLI's bundle schema (../shared/schemas) is not beside this checkout")
+def test_the_schema_ships_with_the_package_and_names_its_cli_version():
+    assert schema_path() == SCHEMA
+    version = (SCHEMA.parent / "CLI_VERSION").read_text().strip()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version)
+    workflow = (REPO / ".github" / "workflows" / "ci.yml").read_text()
+    assert f"databricks/setup-cli@v{version}" in workflow, "CI must regenerate the schema with the same CLI"
 
 
-def test_repository_bundle_is_valid(schema):
+def test_repository_bundle_is_valid():
     assert validate_bundle(REPO) == []
 
 
@@ -45,15 +46,13 @@ resources:
 """
 
 
-def test_good_job_file_passes(schema, tmp_path, monkeypatch):
-    monkeypatch.setenv("REFARCH_BUNDLE_SCHEMA", str(schema))
+def test_good_job_file_passes(tmp_path, monkeypatch):
     root = _copy_bundle(tmp_path)
     (root / "jobs" / "j.job.yml").write_text(GOOD_JOB)
     assert validate_bundle(root) == []
 
 
-def test_misspelled_key_is_named_with_file_and_path(schema, tmp_path, monkeypatch):
-    monkeypatch.setenv("REFARCH_BUNDLE_SCHEMA", str(schema))
+def test_misspelled_key_is_named_with_file_and_path(tmp_path, monkeypatch):
     root = _copy_bundle(tmp_path)
     (root / "jobs" / "j.job.yml").write_text(GOOD_JOB.replace("base_parameters", "base_parametrs"))
     problems = validate_bundle(root)
@@ -64,8 +63,7 @@ def test_misspelled_key_is_named_with_file_and_path(schema, tmp_path, monkeypatc
     assert any("Unexpected field 'base_parametrs'" in p for p in problems)  # the databricks-bundles models agree
 
 
-def test_wrong_type_and_broken_references(schema, tmp_path, monkeypatch):
-    monkeypatch.setenv("REFARCH_BUNDLE_SCHEMA", str(schema))
+def test_wrong_type_and_broken_references(tmp_path, monkeypatch):
     root = _copy_bundle(tmp_path)
     bad = (
         GOOD_JOB.replace("max_retries: 1", "max_retries: often")
@@ -87,10 +85,9 @@ def test_wrong_type_and_broken_references(schema, tmp_path, monkeypatch):
     assert "tasks[2].notebook_task.notebook_path: ../notebooks/missing.ipynb does not exist" in problems
 
 
-def test_cli_validate_exit_codes(schema, tmp_path, monkeypatch, capsys):
+def test_cli_validate_exit_codes(tmp_path, monkeypatch, capsys):
     from refarch.cli import main
 
-    monkeypatch.setenv("REFARCH_BUNDLE_SCHEMA", str(schema))
     assert main(["bundle", "validate", "--root", str(REPO)]) == 0
     root = _copy_bundle(tmp_path)
     (root / "jobs" / "j.job.yml").write_text(GOOD_JOB.replace("tasks:", "taskz:"))

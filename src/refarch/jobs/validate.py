@@ -1,6 +1,7 @@
 """Offline `bundle validate`: what the Databricks CLI would reject, found without a workspace.
 
-Three checks per file: the CLI's own JSON schema (shared/schemas), a strict parse of each
+Three checks per file: the CLI's own JSON schema (a copy ships in this package, produced by the
+CLI version pinned in `schema/CLI_VERSION`), a strict parse of each
 job with the `databricks-bundles` models, and the references a schema cannot see
 (notebook paths that exist and are notebooks, `depends_on` naming a task of the job).
 Every message names the file, the key path and what is wrong.
@@ -27,18 +28,15 @@ log = logging.getLogger(__name__)
 SCHEMA_ENV = "REFARCH_BUNDLE_SCHEMA"
 
 
-def schema_path(root: Path) -> Path:
-    """The CLI's schema: $REFARCH_BUNDLE_SCHEMA, else `../shared/schemas/` beside the repo."""
-    if os.environ.get(SCHEMA_ENV):
-        return Path(os.environ[SCHEMA_ENV])
-    for folder in (root, *root.parents):
-        candidate = folder / "shared" / "schemas" / "databricks-bundle.schema.json"
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"databricks-bundle.schema.json not found beside {root}; set {SCHEMA_ENV} "
-        "(the file `databricks bundle schema` prints)"
-    )
+SCHEMA = Path(__file__).with_name("schema") / "databricks-bundle.schema.json"
+
+
+def schema_path() -> Path:
+    """The CLI's schema: $REFARCH_BUNDLE_SCHEMA (another CLI version's), else the copy in this package."""
+    path = Path(os.environ[SCHEMA_ENV]) if os.environ.get(SCHEMA_ENV) else SCHEMA
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist (the file `databricks bundle schema` prints)")
+    return path
 
 
 @lru_cache(maxsize=2)
@@ -165,7 +163,7 @@ def validate_file(path: Path, root: Path, validator: jsonschema.Draft202012Valid
 def validate_bundle(root: Path | str | None = None) -> list[str]:
     """Every problem of databricks.yml and its included files; empty when the bundle is valid."""
     root = Path(root).resolve() if root else project_root()
-    validator = load_validator(schema_path(root))
+    validator = load_validator(schema_path())
     main = root / "databricks.yml"
     problems = validate_file(main, root, validator)
     try:

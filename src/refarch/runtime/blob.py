@@ -93,13 +93,8 @@ def _service_client(connection_string: str | None, account_url: str | None) -> B
         if connection_string:
             client = BlobServiceClient.from_connection_string(connection_string)
         elif account_url:
-            try:
-                from azure.identity import DefaultAzureCredential
-            except ImportError:
-                raise BlobConfigError(
-                    f"blob account {account_url} needs azure-identity (pip install azure-identity) "
-                    "or a connection string in blob.connection_string_env"
-                ) from None
+            from azure.identity import DefaultAzureCredential
+
             client = BlobServiceClient(account_url, credential=DefaultAzureCredential())
         else:
             raise BlobConfigError("a blob location needs a connection string or an account URL")
@@ -126,11 +121,6 @@ def blob_location(config: Config, start: bool = True) -> BlobLocation:
     if not b.account_url:
         raise BlobConfigError(f"conf/{config.target.name}.yml: blob.kind is 'account' but blob.account_url is not set")
     return BlobLocation(b.container, account_url=b.account_url)
-
-
-def blob_service(config: Config) -> BlobServiceClient:
-    """A BlobServiceClient for the target (Azurite's well-known account locally)."""
-    return blob_location(config).service()
 
 
 def container_client(config: Config, create: bool = True) -> ContainerClient:
