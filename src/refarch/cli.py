@@ -18,10 +18,35 @@ def _job_run(args: argparse.Namespace) -> int:
 
 def _job_list(args: argparse.Namespace) -> int:
     from refarch.jobs.bundle import load_bundle
+    from refarch.jobs.check import describe_job_parameters
 
-    for name, job in load_bundle(target=args.target).jobs.items():
+    bundle = load_bundle(target=args.target)
+    for name, job in bundle.jobs.items():
         tasks = ", ".join(t["task_key"] for t in job.spec.get("tasks", []))
         sys.stdout.write(f"{name}\t{job.file.name}\t{tasks}\n")
+        if args.params:
+            rows = [
+                (p.name, p.kind, p.default or '""', p.help)
+                for p in describe_job_parameters(job, bundle.root, bundle.target)
+            ]
+            header = ("parameter", "type", "default", "help")
+            widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+            for row in [header, *rows]:
+                cells = [c.ljust(w) for c, w in zip(row[:3], widths, strict=True)]
+                sys.stdout.write("  " + "  ".join([*cells, row[3]]).rstrip() + "\n")
+    return 0
+
+
+def _job_check(args: argparse.Namespace) -> int:
+    from refarch.jobs.bundle import load_bundle
+    from refarch.jobs.check import check_job_parameters
+    from refarch.jobs.runner import job_parameters, parse_params
+
+    bundle = load_bundle(target=args.target)
+    job = bundle.job(args.job)
+    values = job_parameters(job.spec, parse_params(args.param))
+    check_job_parameters(job, values, bundle.root, bundle.target)
+    sys.stdout.write(f"job {job.key}: every parameter is valid for target {bundle.target}\n")
     return 0
 
 
@@ -56,7 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_job_run)
     ls = job.add_parser("list", help="list the bundle's jobs and their tasks")
     ls.add_argument("--target", default=None)
+    ls.add_argument("--params", action="store_true", help="also each job parameter: type, default and help")
     ls.set_defaults(func=_job_list)
+    check = job.add_parser("check", help="check a job's parameters against every notebook's declaration")
+    check.add_argument("job", help="job name (resources.jobs key) or file stem")
+    check.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="job parameter")
+    check.add_argument("--target", default=None, help="bundle target (default $REFARCH_TARGET or local)")
+    check.set_defaults(func=_job_check)
 
     bundle = sub.add_parser("bundle", help="bundle checks").add_subparsers(dest="action", required=True)
     val = bundle.add_parser("validate", help="check databricks.yml and jobs/*.job.yml offline")

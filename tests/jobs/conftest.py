@@ -85,8 +85,8 @@ resources:
 
 BOOT = """
 import os
-from refarch.runtime import Param, bootstrap
-ctx = bootstrap(params=[Param("rows", 3, min=1), Param("table", "t")])
+from refarch.runtime import Param, TableParam, bootstrap
+ctx = bootstrap(params=[Param("rows", 3, min=1), TableParam("table", "t")])
 """
 
 

@@ -1,6 +1,9 @@
+import re
+
 import pytest
 
 from refarch.cli import main
+from refarch.jobs.check import JobParameterError
 from refarch.jobs.runner import JobError, parse_params, run_job
 from refarch.runtime.params import ParameterError
 
@@ -36,13 +39,34 @@ def test_cli_exits_non_zero_naming_the_task(demo_bundle, capsys):
     assert main(["job", "run", "demo", "--param", "rows=2"]) == 0
 
 
-def test_bad_parameter_fails_before_any_task(demo_bundle):
+def test_bad_parameter_fails_before_any_task(demo_bundle, refarch_home):
     with pytest.raises(ParameterError, match="unknown job parameter"):
         run_job("demo", params={"rowz": "1"}, root=demo_bundle)
-    result = run_job("demo", params={"rows": "zero"}, root=demo_bundle)
-    assert result.tasks[0].status == "FAILED" and result.tasks[0].attempts == 1
-    assert "parameter 'rows': 'zero' is not a valid int" in result.tasks[0].error
+    marker = demo_bundle / "notebooks" / "flaky.marker"
+    with pytest.raises(JobParameterError) as caught:
+        run_job("demo", params={"rows": "zero"}, root=demo_bundle)
+    message = str(caught.value)
+    # one line for the value, naming every task and notebook that declares the parameter
+    assert "parameter 'rows': 'zero' is not a valid int" in message
+    assert "task make: notebooks/make.ipynb; task total: notebooks/total.ipynb" in message
+    assert not marker.exists(), "no task may run before the parameters are checked"
     assert main(["job", "run", "demo", "--param", "rows"]) == 2
+
+
+def test_a_base_parameter_is_checked_too(demo_bundle):
+    job = (demo_bundle / "jobs" / "demo.job.yml").read_text().replace("table: demo_numbers", "table: 'no good'", 1)
+    (demo_bundle / "jobs" / "demo.job.yml").write_text(job)
+    with pytest.raises(JobParameterError, match=r"parameter 'table'.*\(task make: notebooks/make.ipynb\)"):
+        run_job("demo", root=demo_bundle)
+
+
+def test_job_check_and_list_params_commands(demo_bundle, capsys):
+    assert main(["job", "check", "demo", "--param", "rows=0"]) == 2
+    assert "parameter 'rows': 0 is below the minimum 1" in capsys.readouterr().err
+    assert main(["job", "check", "demo", "--param", "rows=4"]) == 0
+    assert main(["job", "list", "--params"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^  rows\s+int\s+5\s*$", out, re.M), out
 
 
 def test_unknown_job_is_named(demo_bundle):

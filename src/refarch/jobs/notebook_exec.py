@@ -7,6 +7,7 @@ same namespace, and the working directory is the notebook's folder, as on Databr
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import logging
 import os
@@ -59,6 +60,21 @@ def _resolve_notebook(ref: str, base: Path) -> Path:
     raise NotebookError(f"%run {ref}: no notebook at {candidate}(.ipynb)")
 
 
+def _calls_bootstrap(source: str) -> bool:
+    """Whether a cell calls `bootstrap(...)`: only such a cell is run to read a declaration."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            if name == "bootstrap":
+                return True
+    return False
+
+
 def declaration_of(path: Path) -> Notebook:
     """The declaration a notebook bootstraps with: its first code cell run in declare-only mode.
 
@@ -67,8 +83,8 @@ def declaration_of(path: Path) -> Notebook:
     from refarch.runtime.notebook import Declared, declare_only
 
     cells = [c for c in read_code_cells(path) if c.strip() and not c.lstrip().startswith("%")]
-    if not cells:
-        raise NotebookError(f"{path.name}: no code cell")
+    if not cells or not _calls_bootstrap(cells[0]):
+        raise NotebookError(f"{path.name}: the first code cell does not call refarch.runtime.bootstrap")
     with declare_only(), _cwd(path.parent):
         try:
             exec(compile(cells[0], f"{path.name} [cell 1]", "exec"), {"__name__": "__declare__"})

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from refarch.jobs.bundle import JobDef, load_bundle
+from refarch.jobs.check import check_job_parameters
 from refarch.jobs.notebook_exec import NotebookError, run_notebook
 from refarch.runtime.notebook import LocalRunContext, NotebookExit, local_run
 from refarch.runtime.params import ParameterError
@@ -190,7 +191,11 @@ def run_job(
     target: str | None = None,
     root: Path | None = None,
 ) -> JobResult:
-    """Run one job of the bundle locally; never raises for a task failure, see JobResult."""
+    """Run one job of the bundle locally; never raises for a task failure, see JobResult.
+
+    Every parameter of every notebook task is checked first: a bad one raises ParameterError
+    (naming it, its tasks and notebooks) before the first task starts.
+    """
     bundle = load_bundle(root, target)
     job: JobDef = bundle.job(name)
     spec = job.spec
@@ -210,6 +215,9 @@ def run_job(
         "job.trigger.type": "manual",
         **{f"job.parameters.{k}": v for k, v in values.items()},
     }
+    check_job_parameters(
+        job, values, bundle.root, bundle.target, resolve=lambda v: _DYNAMIC.sub(lambda m: refs.get(m.group(1), ""), v)
+    )
     task_values: dict[str, dict[str, Any]] = {}
     results: dict[str, TaskResult] = {}
     log.info(
