@@ -36,7 +36,7 @@ python-deps: $(STAMP)
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip wheel setuptools
-	$(BIN)/python -m pip install -q -e ".[local,dev]"
+	$(BIN)/python -m pip install -q -e ".[local,serving,dev]"
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -1,7 +1,13 @@
 """The refarch wheel: shared logic for the notebooks and jobs of the bundle.
 
-pyspark is only a `local` extra: Databricks runtimes bring their own Spark, and
-installing a second one on a cluster breaks it.
+The core requirements accept what Databricks Runtime 17.3 LTS ML ships (requirements/dbr-17.3-lts-ml.txt,
+checked by tests/test_runtime_fit.py), so installing the wheel on a job cluster upgrades or downgrades
+nothing: it adds only redis. Everything else is an extra:
+- `serving`: the scoring app (`refarch serve`), for the AKS image and local serving;
+- `local`: what runs the bundle on a laptop or CI (Spark itself, the full MLflow with its SQLite
+  registry), pinned to what the tests run here; Databricks runtimes bring their own Spark, and a second
+  one on a cluster breaks it;
+- `dev`: tests, linters and the offline bundle checks.
 """
 
 from setuptools import find_packages, setup
@@ -13,23 +19,25 @@ CORE = [
     "pandas>=2.2,<3",
     "pyarrow>=15",
     "nbformat>=5.10",
-    "jsonschema>=4.21",
     "databricks-sdk>=0.40",
-    "databricks-bundles==1.22.1",
-    "mlflow==3.17.2",
+    "mlflow-skinny>=3.0.1,<4",
     "scikit-learn>=1.5",
     "redis>=5.0",
     "azure-storage-blob>=12.20",
     "azure-identity>=1.17",
+    "matplotlib>=3.8",
+]
+
+SERVING = [
     "fastapi>=0.115",
     "uvicorn[standard]>=0.30",
     "prometheus-client>=0.20",
-    "matplotlib>=3.8",
     "httpx>=0.27",
 ]
 
 LOCAL = [
     "pyspark==4.0.1",
+    "mlflow==3.17.2",
     "ipykernel>=6.29",
 ]
 
@@ -38,6 +46,9 @@ DEV = [
     "pytest-timeout>=2.3",
     "ruff>=0.6",
     "kubernetes-validate>=1.31",
+    "jsonschema>=4.21",
+    "databricks-bundles==1.22.1",
+    "packaging>=24",
 ]
 
 setup(
@@ -50,6 +61,6 @@ setup(
     package_data={"refarch": ["py.typed"], "refarch.jobs": ["schema/*.json", "schema/CLI_VERSION"]},
     python_requires=">=3.10",
     install_requires=CORE,
-    extras_require={"local": LOCAL, "dev": DEV},
+    extras_require={"serving": SERVING, "local": LOCAL, "dev": DEV},
     entry_points={"console_scripts": ["refarch=refarch.cli:main"]},
 )

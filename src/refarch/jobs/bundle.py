@@ -107,11 +107,13 @@ def load_bundle(
     target: str | None = None,
     variables: dict[str, Any] | None = None,
     user: str | None = None,
+    strict: bool = True,
 ) -> Bundle:
     """Load databricks.yml and its includes for a target, references resolved as the CLI would.
 
     Variables: defaults, then the target's, then $BUNDLE_VAR_<name>, then `variables`. A variable
-    without a value is an error naming it, as in the CLI. `local` is refarch's own target (never
+    without a value is an error naming it, as in the CLI (`strict=False`, for code that only reads
+    the bundle on a cluster, leaves it unresolved instead). `local` is refarch's own target (never
     deployed): defaults only, the checkout as the workspace, unset variables left unresolved.
     In `mode: development` schemas are named `dev_<short name>_<name>`, as the CLI names them.
     """
@@ -138,7 +140,7 @@ def load_bundle(
             raise BundleError(f"variable '{k}' is not declared in databricks.yml")
         values[k] = v
     missing = sorted(k for k, v in values.items() if v is None)
-    if missing and not local:
+    if missing and strict and not local:
         raise BundleError(
             f"target {target}: no value for required variable(s) {', '.join(missing)} "
             f"(set BUNDLE_VAR_<name> or pass --var name=value)"

@@ -7,6 +7,7 @@ Errors name the file and the dotted key so a person can fix them without reading
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -46,17 +47,19 @@ class MlflowConf(Strict):
     tracking_uri: str
     registry_uri: str
     artifact_root: str | None = None
-    experiment_prefix: str = "/Shared/refarch/"
+    experiment_prefix: str
+    dfs_tmp: str | None = None  # MLFLOW_DFS_TMP: where Spark-flavour models are staged (a volume on Databricks)
 
 
 class ServingStoreConf(Strict):
     kind: Literal["sqlite", "redis"] = "sqlite"
     path: str | None = None
-    host: str = "127.0.0.1"
+    host: str | None = None  # redis: on Databricks REFARCH_STORE_HOST, from the secret scope
     port: int = 6379
     ssl: bool = False
     password_env: str | None = None
     password_file: str | None = None
+    prefix: str | None = None  # of every key: per user in dev
 
 
 class BlobConf(Strict):
@@ -64,7 +67,20 @@ class BlobConf(Strict):
     container: str = "refarch"
     connection_string_env: str | None = None
     account_url: str | None = None
+    credential: str | None = None  # Unity Catalog service credential (Databricks): no key anywhere
+    prefix: str = ""  # of every blob name: per user in dev
     azurite_port: int = 10000
+
+
+class PathsConf(Strict):
+    """Where files live: folders on this machine, Unity Catalog volumes on Databricks.
+
+    Pipeline conf files refer to them as {datasets}, {checkpoints} and {scratch}.
+    """
+
+    datasets: str
+    checkpoints: str
+    scratch: str
 
 
 class TargetConf(Strict):
@@ -75,6 +91,7 @@ class TargetConf(Strict):
     catalog: str = "main"
     schema_name: str = Field("refarch", alias="schema")
     warehouse: str | None = None
+    paths: PathsConf
     spark: SparkConf = Field(default_factory=SparkConf)
     mlflow: MlflowConf
     serving_store: ServingStoreConf = Field(default_factory=ServingStoreConf)
@@ -159,7 +176,65 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def current_target(target: str | None = None) -> str:
-    return target or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
+    """The given target, else $REFARCH_TARGET, else (on Databricks) the deployed bundle's, else local.
+
+    On Databricks the local target is refused: its Parquet, SQLite and Azurite would land in the
+    workspace files of the bundle.
+    """
+    from refarch.runtime.workspace import TargetNotFound, databricks_target, on_databricks
+
+    if not on_databricks():
+        return target or os.environ.get(TARGET_ENV) or DEFAULT_TARGET
+    found = target or databricks_target()
+    if found is None:
+        raise TargetNotFound(
+            "cannot tell which bundle target this notebook belongs to (not under .bundle/<name>/<target>/files): "
+            "type dev, staging or prod into the 'target' widget"
+        )
+    if found == DEFAULT_TARGET:
+        raise ConfigError("the local target runs only off Databricks; pick dev, staging or prod")
+    return found
+
+
+def _placeholders(raw: dict[str, Any], name: str, root: Path) -> tuple[dict[str, str], Path]:
+    """What `{...}` in conf files stands for on this target, and the local state folder."""
+    platform = raw.get("platform", "local")
+    if platform == "local":
+        home = local_home(root)
+        catalog, schema = str(raw.get("catalog", "main")), str(raw.get("schema", "refarch"))
+        mapping = {
+            "home": str(home),
+            "volumes": str(home / "volumes"),
+            "user": os.environ.get("REFARCH_USER", "local"),
+            "bundle_root": str(home),
+        }
+        variables: dict[str, Any] | None = None
+    else:
+        from refarch.runtime.workspace import bundle_context
+
+        home = root / ".refarch"
+        ctx = bundle_context(root, name)
+        catalog, schema = ctx.catalog, ctx.schema
+        mapping = {"volumes": f"/Volumes/{catalog}/{schema}", "user": ctx.user, "bundle_root": ctx.bundle_root}
+        variables = ctx.variables
+    mapping.update(root=str(root), target=name, catalog=catalog, schema=schema)
+    if variables is None and "{var." in yaml.safe_dump(raw):
+        from refarch.jobs.bundle import load_bundle
+
+        variables = load_bundle(root, name, strict=False).variables
+    for key, value in (variables or {}).items():
+        mapping[f"var.{key}"] = str(value)
+    paths = _expand(raw.get("paths") or {}, mapping)
+    mapping.update({k: str(v) for k, v in paths.items() if isinstance(v, str)})
+    return mapping, home
+
+
+def _unfilled(value: Any, where: str) -> None:
+    """A `{name}` placeholder left after expansion is a typo or a variable the bundle lacks."""
+    text = yaml.safe_dump(value)
+    left = sorted(set(re.findall(r"\{(?:var\.)?[a-z_]+\}", text)))
+    if left:
+        raise ConfigError(f"{where}: unknown placeholder(s) {', '.join(left)}")
 
 
 def load_config(
@@ -170,8 +245,11 @@ def load_config(
     """Load `conf/<target>.yml` (+ `conf/<pipeline>.yml`).
 
     The pipeline file holds parameters; a `targets: {<name>: {...}}` block in it
-    overrides them per target. $REFARCH_CATALOG and $REFARCH_SCHEMA override the
-    target's catalog and schema (the bundle sets them from its variables).
+    overrides them per target. Strings may hold placeholders: {home} and {root} (local),
+    {catalog}, {schema}, {volumes}, {user}, {target}, {bundle_root}, {var.<bundle variable>},
+    and the target's paths {datasets}, {checkpoints}, {scratch}. On Databricks catalog,
+    schema and user come from the job cluster's environment (set by the bundle), else from
+    the deployed bundle's files, so conf never repeats a bundle variable.
     """
     root = (root or project_root()).resolve()
     name = current_target(target)
@@ -185,9 +263,11 @@ def load_config(
     for key, env in (("catalog", "REFARCH_CATALOG"), ("schema", "REFARCH_SCHEMA")):
         if os.environ.get(env):
             raw[key] = os.environ[env]
-    platform = raw.get("platform", "local")
-    home = local_home(root) if platform == "local" else root / ".refarch"
-    raw = _expand(raw, {"home": str(home), "root": str(root)})
+    mapping, home = _placeholders(raw, name, root)
+    raw.setdefault("catalog", mapping["catalog"])
+    raw.setdefault("schema", mapping["schema"])
+    raw = _expand(raw, mapping)
+    _unfilled(raw, f"conf/{name}.yml")
     try:
         target_conf = TargetConf.model_validate(raw)
     except ValidationError as err:
@@ -203,7 +283,8 @@ def load_config(
         if not isinstance(overrides, dict):
             raise ConfigError(f"conf/{pipeline}.yml: targets: expected a mapping of target names")
         params = deep_merge(params, overrides.get(name, {}) or {})
-        params = _expand(params, {"home": str(home), "root": str(root)})
+        params = _expand(params, mapping)
+        _unfilled(params, f"conf/{pipeline}.yml")
     return Config(target=target_conf, pipeline_name=pipeline, pipeline=params, root=root, home=home)
 
 

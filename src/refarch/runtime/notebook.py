@@ -215,6 +215,20 @@ def typed_settings(notebook: Notebook, config: Config, values: Mapping[str, Any]
         raise
 
 
+def _load_config(notebook: Notebook, target: str | None, widgets: Any) -> Config:
+    """The target's config; a notebook opened by hand outside a deployed bundle asks its `target` widget."""
+    from refarch.runtime.workspace import TargetNotFound
+
+    try:
+        return load_config(notebook.pipeline or None, target)
+    except TargetNotFound:
+        widgets.text("target", "", "target")
+        chosen = (widgets.get("target") or "").strip()
+        if not chosen:
+            raise
+        return load_config(notebook.pipeline or None, chosen)
+
+
 def _logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("py4j", "urllib3", "azure", "alembic", "mlflow.store"):
@@ -247,7 +261,7 @@ def bootstrap(
         run = _CURRENT[-1] if _CURRENT else LocalRunContext()
         widgets = LocalWidgets(run.parameters)
         task_values = LocalTaskValues(run.task_values, run.task_key)
-    config = load_config(notebook.pipeline or None, target)
+    config = _load_config(notebook, target, widgets)
     declared = resolve_params(notebook, config)
     for p in declared:
         widgets.text(p.name, p.default_text(), p.name)

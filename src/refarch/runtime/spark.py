@@ -11,16 +11,14 @@ import sys
 from typing import TYPE_CHECKING
 
 from refarch.runtime.config import Config, load_config
+from refarch.runtime.workspace import on_databricks
+
+__all__ = ["get_spark", "on_databricks"]
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
-
-
-def on_databricks() -> bool:
-    """True inside a Databricks runtime (cluster, job or serverless)."""
-    return "DATABRICKS_RUNTIME_VERSION" in os.environ
 
 
 def get_spark(config: Config | None = None) -> SparkSession:

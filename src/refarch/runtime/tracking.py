@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from refarch.runtime.config import Config
@@ -15,6 +16,8 @@ def configure_mlflow(config: Config, experiment: str) -> str:
     import mlflow
 
     m = config.target.mlflow
+    if m.dfs_tmp:  # Spark-flavour models stage through here; on Databricks a volume, not the DBFS root
+        os.environ.setdefault("MLFLOW_DFS_TMP", m.dfs_tmp)
     mlflow.set_tracking_uri(m.tracking_uri)
     mlflow.set_registry_uri(m.registry_uri)
     name = f"{m.experiment_prefix}{experiment}"
