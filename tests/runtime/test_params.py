@@ -34,7 +34,8 @@ def demo_root(tmp_path, monkeypatch, refarch_home):
     (tmp_path / "databricks.yml").write_text("bundle: {name: demo}\n")
     (conf / "local.yml").write_text(
         "platform: local\npaths: {datasets: '{home}/d', checkpoints: '{home}/c', scratch: '{home}/t'}\n"
-        "mlflow: {tracking_uri: 'sqlite:///{home}/m.db', registry_uri: 'sqlite:///{home}/m.db', experiment_prefix: ''}\n"
+        "mlflow: {tracking_uri: 'sqlite:///{home}/m.db', registry_uri: 'sqlite:///{home}/m.db',"
+        " experiment_prefix: ''}\n"
     )
     (conf / "demo.yml").write_text(
         "model_name: demo\nals:\n  search: full\n  ranks: [16, 32]\n  reg: 0.1\n"
