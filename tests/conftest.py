@@ -57,3 +57,33 @@ def tables(spark, config):
     from refarch.runtime.tables import Tables
 
     return Tables(spark, config)
+
+
+@pytest.fixture(scope="session")
+def python_without_refarch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Python that has this venv's libraries but cannot import refarch (as on Model Serving).
+
+    A fresh venv whose site-packages points at ours through a plain path entry: the editable
+    install's own .pth file (what makes refarch importable) is not processed there.
+    """
+    import site
+    import subprocess
+    import sys
+    import sysconfig
+
+    env = tmp_path_factory.mktemp("no-refarch") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    python = env / "bin" / "python"
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    ours = [p for p in site.getsitepackages() if Path(p).is_dir()] or [sysconfig.get_paths()["purelib"]]
+    (Path(purelib) / "borrowed.pth").write_text("\n".join(ours) + "\n")
+    probe = subprocess.run(
+        [str(python), "-c", "import mlflow, sklearn; import refarch"], cwd=env, capture_output=True, text=True
+    )
+    assert "No module named 'refarch'" in probe.stderr, probe.stderr
+    return python

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from refarch.runtime.config import Config
@@ -34,6 +36,40 @@ def configure_mlflow(config: Config, experiment: str) -> str:
     mlflow.set_experiment(experiment_id=exp_id)
     log.info("MLflow experiment %s (%s)", name, m.tracking_uri)
     return exp_id
+
+
+def model_code_paths() -> list[str]:
+    """The refarch package for `log_model(code_paths=...)`: a registered model then loads where refarch
+    is not installed (Model Serving, `mlflow models serve`, `spark_udf(env_manager=...)`).
+
+    A copy without caches and without the bundle schema (a developer tool of 900 KB) is logged.
+    """
+    import refarch
+
+    source = Path(refarch.__file__).resolve().parent
+    target = Path(tempfile.mkdtemp(prefix="refarch-code-")) / "refarch"
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "schema"))
+    return [str(target)]
+
+
+def pinned_requirements(*distributions: str) -> list[str]:
+    """`name==version` of each distribution as installed here: the model runs with what it was trained with.
+
+    MLflow is pinned as the distribution present (`mlflow` locally, `mlflow-skinny` on Databricks ML
+    runtimes), so serving installs the same build the model was logged with.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for name in ("mlflow", *distributions):
+        if name == "mlflow":
+            try:
+                pins.append(f"mlflow=={version('mlflow')}")
+            except PackageNotFoundError:
+                pins.append(f"mlflow-skinny=={version('mlflow-skinny')}")
+            continue
+        pins.append(f"{name}=={version(name)}")
+    return pins
 
 
 def registered_model_name(config: Config, model: str) -> str:
