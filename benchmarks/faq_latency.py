@@ -1,7 +1,8 @@
 """FAQ matching latency: one question per request, 182 originals (the reference's size).
 
-Trains the ranker on generated question families cut to 182 originals, saves it as the
-pyfunc model that `refarch serve` loads, then measures per-request latency
+Trains the ranker (conf/faq.yml for the local target, its first hyperparameter trial) on
+generated question families cut to 182 originals, saves it as the pyfunc model that
+`refarch serve` loads, then measures per-request latency
 (a) in process through `mlflow.pyfunc` and (b) over HTTP through the scoring app on a
 real uvicorn server (API key, validation, metrics included). Target: p99 <= 20 ms.
 Reference: 46 ms per request in a local container.
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def percentiles(samples_ms: list[float]) -> str:
     a = np.asarray(samples_ms)
@@ -30,28 +33,42 @@ def percentiles(samples_ms: list[float]) -> str:
 
 
 def build_model(folder: Path, n_originals: int, seed: int):
+    """The ranker the local `faq` job trains (conf/faq.yml for the local target), cut to n originals."""
     from refarch.datasets.faq_generator import generate_faq_data
     from refarch.faq.model import save_faq_model
-    from refarch.faq.pipeline import FaqRanker, RankerParams
     from refarch.faq.prepare import prepare_faq
+    from refarch.faq.ranker import FaqRanker
+    from refarch.faq.settings import Settings
     from refarch.faq.split import split_by_original
+    from refarch.faq.tuning import grid
+    from refarch.runtime.config import load_config
 
-    prepared = prepare_faq(generate_faq_data(n_families=int(n_originals * 1.6), seed=seed))
+    overrides = {"generator.n_families": int(n_originals * 1.6), "generator.seed": seed}
+    settings = load_config("faq", "local", root=ROOT).settings(Settings, overrides)
+    cleaning = settings.cleaning.of("generated")
+    prepared = prepare_faq(
+        generate_faq_data(**settings.generator.model_dump()),
+        min_text=settings.min_text,
+        min_dupes=settings.min_dupes,
+        cleaning=cleaning,
+    )
     if len(prepared.originals) < n_originals:
         raise SystemExit(f"only {len(prepared.originals)} originals generated; raise n_families")
     originals = prepared.originals.head(n_originals)
     duplicates = prepared.duplicates[prepared.duplicates["answer_id"].isin(originals["answer_id"])]
-    train, test = split_by_original(duplicates)
+    train, test = split_by_original(duplicates, test_size=settings.test_size, seed=settings.seed)
+    params = grid(settings.grid.model_dump())[0]  # the first trial of the local grid
     started = time.perf_counter()
-    ranker = FaqRanker(RankerParams()).fit(originals, train)
+    ranker = FaqRanker(params, cleaning=cleaning).fit(originals, train)
     fit_seconds = time.perf_counter() - started
     report = ranker.evaluate(test)
-    print(f"model: {len(originals)} originals, {len(train)} training duplicates, fit {fit_seconds:.1f} s")
+    print(f"model: {params}")
+    print(f"{len(originals)} originals, {len(train)} training duplicates, fit {fit_seconds:.1f} s")
     print(
         f"quality on {report.n_questions} held-out duplicates: Acc@1 {report.acc_at_1:.3f}, "
         f"Acc@3 {report.acc_at_3:.3f}, mean rank {report.mean_rank:.2f}"
     )
-    return save_faq_model(ranker, folder / "faq-model"), test["text"].tolist()
+    return save_faq_model(ranker, folder / "faq-model", top_n=settings.top_n), test["text"].tolist()
 
 
 def bench_pyfunc(model_path: Path, questions: list[str], n: int) -> None:

@@ -1,12 +1,14 @@
 import pandas as pd
 import pytest
 
-from refarch.datasets.faq_generator import _pick_families, generate_faq_data
+from refarch.datasets.faq_generator import _pick_families
 from refarch.faq.text import clean_text
+
+from .conftest import generate
 
 
 def test_families_link_through_answer_ids_and_look_like_the_real_files():
-    raw = generate_faq_data(n_families=12, min_duplicates=5, max_duplicates=8, small_family_share=0.0, seed=1)
+    raw = generate(n_families=12, min_duplicates=5, max_duplicates=8, small_family_share=0.0, seed=1)
     assert list(raw.questions.columns) == ["Id", "AnswerId", "Text0", "CreationDate"]
     assert list(raw.answers.columns) == ["Id", "Text0"]
     assert len(raw.questions) == 12
@@ -21,7 +23,7 @@ def test_families_link_through_answer_ids_and_look_like_the_real_files():
 
 
 def test_duplicates_share_technical_terms_with_their_original():
-    raw = generate_faq_data(n_families=8, min_duplicates=6, max_duplicates=6, small_family_share=0.0, seed=2)
+    raw = generate(n_families=8, min_duplicates=6, max_duplicates=6, small_family_share=0.0, seed=2)
     originals = raw.questions.set_index("AnswerId")["Text0"].map(clean_text)
     shared = []
     for row in raw.duplicates.itertuples():
@@ -41,8 +43,8 @@ def test_near_misses_differ_in_one_core_term():
 
 
 def test_same_seed_same_data_and_malformed_rows_are_set_aside():
-    a = generate_faq_data(n_families=5, seed=9, malformed_rows=2)
-    b = generate_faq_data(n_families=5, seed=9, malformed_rows=2)
+    a = generate(n_families=5, seed=9, malformed_rows=2)
+    b = generate(n_families=5, seed=9, malformed_rows=2)
     pd.testing.assert_frame_equal(a.duplicates, b.duplicates)
     assert sorted(a.malformed["reason"]) == ["id is not an integer"] * 2 + ["text is empty"] * 2
     assert not a.duplicates["Id"].str.startswith("x").any()
@@ -50,6 +52,6 @@ def test_same_seed_same_data_and_malformed_rows_are_set_aside():
 
 def test_bad_sizes_are_refused():
     with pytest.raises(ValueError, match="min_duplicates"):
-        generate_faq_data(min_duplicates=5, max_duplicates=2)
+        generate(min_duplicates=5, max_duplicates=2)
     with pytest.raises(ValueError, match="distinct families"):
-        generate_faq_data(n_families=10_000)
+        generate(n_families=10_000)

@@ -5,29 +5,31 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
-from refarch.datasets.faq_generator import generate_faq_data
 from refarch.faq.ingest import ingest, load_raw
-from refarch.faq.settings import FaqSettings, GeneratorSettings
 from refarch.jobs.runner import run_job
 from refarch.runtime.quality import TooManyBadRows
+
+from .conftest import generate
 
 TINY = {"n_families": "14", "min_dupes": "5", "min_text": "80", "parallel_trials": "false"}
 
 
-def test_ingest_writes_prepared_tables_and_quarantines_bad_rows(tables, config):
-    settings = FaqSettings(
+def test_ingest_writes_prepared_tables_and_quarantines_bad_rows(tables, config, faq_settings):
+    settings = faq_settings(
         min_text=80,
         min_dupes=5,
-        generator=GeneratorSettings(n_families=10, min_duplicates=6, max_duplicates=8, malformed_rows=2, seed=4),
-        tables={
-            "originals": "t_faq_originals",
-            "duplicates": "t_faq_duplicates",
-            "preparation": "t_faq_preparation",
-            "quarantine": "t_faq_quarantine",
-        },
+        generator__n_families=10,
+        generator__min_duplicates=6,
+        generator__max_duplicates=8,
+        generator__malformed_rows=2,
+        generator__seed=4,
+        tables__originals="t_faq_originals",
+        tables__duplicates="t_faq_duplicates",
+        tables__preparation="t_faq_preparation",
+        tables__quarantine="t_faq_quarantine",
     )
     raw = load_raw("generated", settings, config)
-    result = ingest(tables, raw, settings, cleaning="strict", source="generated")
+    result = ingest(tables, raw, settings, "generated")
     originals = tables.read("t_faq_originals").toPandas()
     duplicates = tables.read("t_faq_duplicates").toPandas()
     assert len(originals) == len(result.prepared.originals) > 0
@@ -45,16 +47,16 @@ def test_ingest_writes_prepared_tables_and_quarantines_bad_rows(tables, config):
     assert steps.loc[steps.table == "questions", "removed"].sum() + len(originals) == len(raw.questions)
 
 
-def test_too_many_bad_rows_stop_the_ingest(tables, config):
-    raw = generate_faq_data(n_families=3, min_duplicates=2, max_duplicates=2, malformed_rows=5, seed=1)
-    settings = FaqSettings(max_bad_share=0.05, tables={"quarantine": "t_faq_quarantine2"})
+def test_too_many_bad_rows_stop_the_ingest(tables, faq_settings):
+    raw = generate(n_families=3, min_duplicates=2, max_duplicates=2, malformed_rows=5, seed=1)
+    settings = faq_settings(max_bad_share=0.05, tables__quarantine="t_faq_quarantine2")
     with pytest.raises(TooManyBadRows, match="t_faq_quarantine2"):
-        ingest(tables, raw, settings, cleaning="strict", source="generated")
+        ingest(tables, raw, settings, "generated")
 
 
-def test_unknown_dataset_is_refused(config):
+def test_unknown_dataset_is_refused(config, faq_settings):
     with pytest.raises(ValueError, match="generated, stackoverflow"):
-        load_raw("kaggle", FaqSettings(), config)
+        load_raw("kaggle", faq_settings(), config)
 
 
 @pytest.mark.slow

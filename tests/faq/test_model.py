@@ -14,7 +14,6 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from refarch.faq.model import MAX_QUESTION_CHARS, FaqAnswer
-from refarch.faq.settings import FaqSettings
 from refarch.faq.split import split_by_original
 from refarch.faq.train import model_uri, train_faq
 from refarch.runtime.tracking import configure_mlflow
@@ -23,10 +22,12 @@ KEY = "faq-test-key-0123456789"
 
 
 @pytest.fixture(scope="module")
-def trained(config, small_faq):
+def trained(config, small_faq, faq_settings):
     configure_mlflow(config, "faq-tests")
-    settings = FaqSettings(grid={"C": [10.0]}, top_n=4, min_text=100, min_dupes=6)
-    return train_faq(small_faq.originals, small_faq.duplicates, settings, config, dataset="generated")
+    settings = faq_settings(grid__C=[10.0], top_n=4, min_text=100, min_dupes=6)
+    return train_faq(
+        small_faq.originals, small_faq.duplicates, settings, config, dataset="generated", spark=None, promote=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def test_registered_as_champion_with_metrics_logged(trained, config):
 
 
 def test_a_duplicate_finds_its_original_first(model, small_faq):
-    _, test = split_by_original(small_faq.duplicates, seed=42)
+    _, test = split_by_original(small_faq.duplicates, test_size=0.21, seed=42)
     hits = 0
     for row in test.head(20).itertuples():
         (answer,) = model.predict([{"question": row.text, "top_n": 3}])

@@ -21,12 +21,12 @@ def test_every_original_is_on_both_sides_with_the_reference_share():
 
 def test_a_lone_duplicate_stays_in_training_and_the_split_is_repeatable():
     dupes = _dupes({1: 1, 2: 10})
-    train, test = split_by_original(dupes, seed=5)
+    train, test = split_by_original(dupes, test_size=0.21, seed=5)
     assert 1 not in set(test["answer_id"])
-    again, _ = split_by_original(dupes, seed=5)
+    again, _ = split_by_original(dupes, test_size=0.21, seed=5)
     assert train["id"].tolist() == again["id"].tolist()
 
 
 def test_test_size_is_checked():
     with pytest.raises(ValueError, match="between 0 and 1"):
-        split_by_original(_dupes({1: 3}), test_size=1.0)
+        split_by_original(_dupes({1: 3}), test_size=1.0, seed=0)

@@ -107,7 +107,7 @@ def test_preparation_follows_the_reference_steps_and_counts_every_removal():
         ]
     )
     answers = _frame([(a, "<p>answer</p>") for a in ("101", "102", "104", "105")], columns=("Id", "Text0"))
-    prepared = prepare_faq(RawFaqData(questions, dupes, answers), min_text=40, min_dupes=2)
+    prepared = prepare_faq(RawFaqData(questions, dupes, answers), min_text=40, min_dupes=2, cleaning="strict")
 
     assert prepared.originals.to_dict("records") == [{"id": 1, "answer_id": 101, "text": LONG[3:-4], "created": "2015"}]
     assert prepared.duplicates["id"].tolist() == [11, 12, 13]
@@ -130,4 +130,4 @@ def test_preparation_follows_the_reference_steps_and_counts_every_removal():
 def test_unknown_cleaning_is_refused():
     raw = RawFaqData(_frame([]), _frame([]), _frame([], columns=("Id", "Text0")))
     with pytest.raises(ValueError, match="cleaning must be one of"):
-        prepare_faq(raw, cleaning="fancy")
+        prepare_faq(raw, min_text=1, min_dupes=1, cleaning="fancy")

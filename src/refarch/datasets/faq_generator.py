@@ -398,21 +398,25 @@ def _post(
 
 
 def generate_faq_data(
-    n_families: int = 60,
-    min_duplicates: int = 10,
-    max_duplicates: int = 30,
-    near_miss_share: float = 0.5,
-    typo_rate: float = 0.03,
-    detail_keep: float = 0.6,
-    small_family_share: float = 0.1,
-    malformed_rows: int = 0,
-    seed: int = 7,
+    *,
+    n_families: int,
+    min_duplicates: int,
+    max_duplicates: int,
+    near_miss_share: float,
+    typo_rate: float,
+    detail_keep: float,
+    small_family_share: float,
+    malformed_rows: int,
+    seed: int,
 ) -> RawFaqData:
     """Question families in the shape of the reference's files (HTML text, answer-id links).
 
-    `small_family_share` of the families get fewer duplicates than `min_duplicates`, and some
-    duplicates are short, so the preparation's filters have something to remove;
-    `malformed_rows` adds rows with broken ids or empty text for the quarantine.
+    Every knob is given: the pipeline passes conf/faq.yml `generator` (refarch.faq.settings.Generator).
+    `near_miss_share` of the families share two of their three core terms with another family;
+    duplicates get typos at `typo_rate` per word and keep each technical detail with probability
+    `detail_keep`. `small_family_share` of the families get fewer duplicates than
+    `min_duplicates`, and some duplicates are short, so the preparation's filters have something
+    to remove; `malformed_rows` adds rows with broken ids or empty text for the quarantine.
     """
     if not 1 <= min_duplicates <= max_duplicates:
         raise ValueError("need 1 <= min_duplicates <= max_duplicates")

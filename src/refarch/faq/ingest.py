@@ -11,7 +11,7 @@ import pandas as pd
 from refarch.datasets.faq_generator import generate_faq_data
 from refarch.datasets.stackoverflow import RawFaqData, load_stackoverflow
 from refarch.faq.prepare import PreparedFaq, prepare_faq
-from refarch.faq.settings import FaqSettings
+from refarch.faq.settings import DATASETS, Dataset, Settings
 from refarch.runtime.quality import QualityReport, quarantine
 
 if TYPE_CHECKING:
@@ -19,8 +19,6 @@ if TYPE_CHECKING:
     from refarch.runtime.tables import Tables
 
 log = logging.getLogger(__name__)
-
-DATASETS = ("generated", "stackoverflow")
 
 
 @dataclass(frozen=True)
@@ -31,14 +29,17 @@ class IngestResult:
 
 
 def load_raw(
-    dataset: str,
-    settings: FaqSettings,
+    dataset: Dataset,
+    settings: Settings,
     config: Config,
     questions_path: str | None = None,
     duplicates_path: str | None = None,
     answers_path: str | None = None,
 ) -> RawFaqData:
-    """Generated families, or the reference's files (given paths, else the cache, else a download)."""
+    """Generated families, or the reference's files (given paths, else the cache, else a download).
+
+    An empty or missing path means "not given": the file comes from the cache or a download.
+    """
     if dataset == "generated":
         return generate_faq_data(**settings.generator.model_dump())
     if dataset == "stackoverflow":
@@ -51,14 +52,19 @@ def load_raw(
     raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, not '{dataset}'")
 
 
-def ingest(tables: Tables, raw: RawFaqData, settings: FaqSettings, cleaning: str, source: str) -> IngestResult:
-    """Quarantine malformed rows (failing past `max_bad_share`), prepare, write the tables."""
+def ingest(tables: Tables, raw: RawFaqData, settings: Settings, dataset: Dataset) -> IngestResult:
+    """Quarantine malformed rows (failing past `max_bad_share`), prepare, write the tables.
+
+    The dataset picks the text cleaning (settings.cleaning) and is the quarantine's `source`.
+    """
     spark = tables.spark
     names = settings.tables
     good_rows = len(raw.questions) + len(raw.duplicates) + len(raw.answers)
     bad = spark.createDataFrame(raw.malformed.astype(str), schema=_string_schema(raw.malformed.columns))
-    report = quarantine(tables, bad, names.quarantine, source, good_rows, settings.max_bad_share)
-    prepared = prepare_faq(raw, settings.min_text, settings.min_dupes, cleaning=cleaning)
+    report = quarantine(tables, bad, names.quarantine, dataset, good_rows, settings.max_bad_share)
+    prepared = prepare_faq(
+        raw, min_text=settings.min_text, min_dupes=settings.min_dupes, cleaning=settings.cleaning.of(dataset)
+    )
     if prepared.originals.empty:
         raise ValueError(
             f"no original question is left after the filters (min_text={settings.min_text}, "

@@ -17,13 +17,12 @@ import joblib
 import mlflow
 from pydantic import BaseModel, ConfigDict, Field
 
-from refarch.faq.pipeline import FaqRanker
+from refarch.faq.ranker import FaqRanker
+from refarch.faq.settings import MAX_TOP_N
 
 log = logging.getLogger(__name__)
 
 MAX_QUESTION_CHARS = 10_000
-MAX_TOP_N = 50
-DEFAULT_TOP_N = 5
 RANKER_ARTIFACT = "ranker"
 
 
@@ -47,18 +46,24 @@ class FaqAnswer(BaseModel):
 
 
 class FaqModel(mlflow.pyfunc.PythonModel):
-    """Ranks all known originals for each question with the fitted `FaqRanker` artifact."""
+    """Ranks all known originals for each question with the fitted `FaqRanker` artifact.
+
+    A request without `top_n` gets the model's `top_n` (its model_config, from conf/faq.yml at training).
+    """
 
     def __init__(self) -> None:
         self.ranker: FaqRanker | None = None
-        self.default_top_n = DEFAULT_TOP_N
+        self.default_top_n: int | None = None
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         self.ranker = joblib.load(context.artifacts[RANKER_ARTIFACT])
-        self.default_top_n = int((context.model_config or {}).get("top_n", DEFAULT_TOP_N))
+        config = context.model_config or {}
+        if "top_n" not in config:
+            raise RuntimeError("the FAQ model was saved without model_config top_n")
+        self.default_top_n = int(config["top_n"])
 
     def predict(self, model_input: list[FaqQuery], params: dict[str, Any] | None = None) -> list[FaqAnswer]:
-        if self.ranker is None:
+        if self.ranker is None or self.default_top_n is None:
             raise RuntimeError("the model context was not loaded")
         answers = []
         for query in model_input:
@@ -89,13 +94,16 @@ def _model_arguments(ranker: FaqRanker, folder: Path, top_n: int) -> dict[str, A
     }
 
 
-def log_faq_model(ranker: FaqRanker, name: str = "model", top_n: int = DEFAULT_TOP_N) -> mlflow.models.model.ModelInfo:
-    """Log the ranker as a pyfunc model in the active run; the example question drives the signature."""
+def log_faq_model(ranker: FaqRanker, *, top_n: int, name: str = "model") -> mlflow.models.model.ModelInfo:
+    """Log the ranker as a pyfunc model in the active run; the example question drives the signature.
+
+    `top_n` is how many originals a request without one gets (settings.top_n).
+    """
     with tempfile.TemporaryDirectory() as tmp:
         return mlflow.pyfunc.log_model(name=name, **_model_arguments(ranker, Path(tmp), top_n))
 
 
-def save_faq_model(ranker: FaqRanker, path: Path, top_n: int = DEFAULT_TOP_N) -> Path:
+def save_faq_model(ranker: FaqRanker, path: Path, *, top_n: int) -> Path:
     """Save the pyfunc model to a folder (no tracking server): for benchmarks and containers."""
     with tempfile.TemporaryDirectory() as tmp:
         mlflow.pyfunc.save_model(str(path), **_model_arguments(ranker, Path(tmp), top_n))

@@ -10,16 +10,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import pandas as pd
 
 from refarch.datasets.stackoverflow import RawFaqData
+from refarch.faq.settings import Cleaning
 from refarch.faq.text import clean_text, clean_text_reference
 
 log = logging.getLogger(__name__)
 
-Cleaning = Literal["strict", "reference"]
 CLEANERS: dict[str, Callable[[str | None], str]] = {"strict": clean_text, "reference": clean_text_reference}
 
 
@@ -30,6 +29,11 @@ class PreparedFaq:
     originals: pd.DataFrame
     duplicates: pd.DataFrame
     steps: pd.DataFrame  # step, table, before, after, removed
+
+    def pairs(self) -> pd.DataFrame:
+        """Each kept duplicate beside its original: id, text, original_id, original_text."""
+        originals = self.originals[["id", "text"]].rename(columns={"id": "original_id", "text": "original_text"})
+        return self.duplicates.merge(originals, on="original_id")[["id", "text", "original_id", "original_text"]]
 
 
 class _Steps:
@@ -52,10 +56,12 @@ class _Steps:
         return pd.DataFrame(self.rows, columns=["step", "table", "before", "after", "removed"])
 
 
-def prepare_faq(
-    raw: RawFaqData, min_text: int = 150, min_dupes: int = 12, cleaning: Cleaning = "strict"
-) -> PreparedFaq:
-    """Clean, de-duplicate, link and filter; each step's removals are counted in `steps`."""
+def prepare_faq(raw: RawFaqData, *, min_text: int, min_dupes: int, cleaning: Cleaning) -> PreparedFaq:
+    """Clean, de-duplicate, link and filter; each step's removals are counted in `steps`.
+
+    `min_text` is the minimum cleaned length of a question, `min_dupes` the minimum number of
+    duplicates an original keeps (conf/faq.yml, overridden by the job parameters of those names).
+    """
     if cleaning not in CLEANERS:
         raise ValueError(f"cleaning must be one of {sorted(CLEANERS)}, not '{cleaning}'")
     clean = CLEANERS[cleaning]

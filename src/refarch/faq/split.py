@@ -13,7 +13,7 @@ import pandas as pd
 
 
 def split_by_original(
-    duplicates: pd.DataFrame, test_size: float = 0.21, seed: int = 42, label: str = "answer_id"
+    duplicates: pd.DataFrame, *, test_size: float, seed: int, label: str = "answer_id"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train, test) duplicates; every original with two or more duplicates has some in each."""
     if not 0 < test_size < 1:

@@ -18,8 +18,8 @@ from mlflow import MlflowClient
 
 from refarch.faq.metrics import RankingReport
 from refarch.faq.model import log_faq_model
-from refarch.faq.pipeline import FaqRanker
-from refarch.faq.settings import FaqSettings
+from refarch.faq.ranker import FaqRanker
+from refarch.faq.settings import Dataset, Settings
 from refarch.faq.split import split_by_original
 from refarch.faq.tuning import TrialResult, grid, run_trials
 from refarch.runtime.config import Config
@@ -57,17 +57,22 @@ class TrainResult:
 def train_faq(
     originals: pd.DataFrame,
     duplicates: pd.DataFrame,
-    settings: FaqSettings,
+    settings: Settings,
     config: Config,
-    cleaning: str = "strict",
-    spark: SparkSession | None = None,
-    dataset: str = "generated",
-    promote: bool = True,
+    *,
+    dataset: Dataset,
+    spark: SparkSession | None,
+    promote: bool,
 ) -> TrainResult:
-    """Split, tune (on Spark if given), refit, evaluate on the test side, log to MLflow, register."""
-    train, test = split_by_original(duplicates, settings.test_size, settings.seed)
-    fit_part, valid = split_by_original(train, settings.valid_size, settings.seed + 1)
-    trials = run_trials(grid(settings.grid), originals, fit_part, valid, cleaning, spark)
+    """Split, tune (on Spark if given), refit, evaluate on the test side, log to MLflow, register.
+
+    `dataset` picks the text cleaning (settings.cleaning) and tags the run; `promote` moves
+    the alias champion to the new version.
+    """
+    cleaning = settings.cleaning.of(dataset)
+    train, test = split_by_original(duplicates, test_size=settings.test_size, seed=settings.seed)
+    fit_part, valid = split_by_original(train, test_size=settings.valid_size, seed=settings.seed + 1)
+    trials = run_trials(grid(settings.grid.model_dump()), originals, fit_part, valid, cleaning, spark)
     best = trials[0].params
     ranker = FaqRanker(best, cleaning=cleaning).fit(originals, train)
     report = ranker.evaluate(test)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from refarch.faq.pipeline import FaqRanker, RankerParams
+from refarch.faq.ranker import FaqRanker, RankerParams
+from refarch.faq.settings import Cleaning
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -36,12 +37,14 @@ class TrialResult:
         return (-self.acc_at_1, -self.acc_at_3, self.mean_rank)
 
 
-def grid(values: dict[str, Sequence[Any]]) -> list[RankerParams]:
-    """Every combination of the given hyperparameter values (keys are RankerParams fields)."""
+def grid(values: Mapping[str, Sequence[Any]]) -> list[RankerParams]:
+    """Every combination of the given values; one key per RankerParams field (conf/faq.yml `grid`)."""
     known = set(RankerParams.__dataclass_fields__)
-    unknown = set(values) - known
-    if unknown:
-        raise ValueError(f"unknown hyperparameters {sorted(unknown)}; known: {sorted(known)}")
+    unknown, missing = set(values) - known, known - set(values)
+    if unknown or missing:
+        raise ValueError(
+            f"hyperparameters: unknown {sorted(unknown)}, missing {sorted(missing)}; expected {sorted(known)}"
+        )
     keys = sorted(values)
     return [
         RankerParams(**dict(zip(keys, combo, strict=True))) for combo in itertools.product(*(values[k] for k in keys))
@@ -49,7 +52,7 @@ def grid(values: dict[str, Sequence[Any]]) -> list[RankerParams]:
 
 
 def evaluate_trial(
-    params: RankerParams, originals: pd.DataFrame, train: pd.DataFrame, valid: pd.DataFrame, cleaning: str
+    params: RankerParams, originals: pd.DataFrame, train: pd.DataFrame, valid: pd.DataFrame, cleaning: Cleaning
 ) -> TrialResult:
     report = FaqRanker(params, cleaning=cleaning).fit(originals, train).evaluate(valid)
     return TrialResult(params, report.acc_at_1, report.acc_at_3, report.mean_rank)
@@ -60,7 +63,7 @@ def run_trials(
     originals: pd.DataFrame,
     train: pd.DataFrame,
     valid: pd.DataFrame,
-    cleaning: str = "strict",
+    cleaning: Cleaning,
     spark: SparkSession | None = None,
 ) -> list[TrialResult]:
     """All trials, best first; on Spark when a session is given, else one after the other."""
@@ -82,7 +85,7 @@ def _run_on_spark(
     originals: pd.DataFrame,
     train: pd.DataFrame,
     valid: pd.DataFrame,
-    cleaning: str,
+    cleaning: Cleaning,
 ) -> list[TrialResult]:
     columns = ["id", "answer_id", "text"]
     originals, train, valid = originals[columns], train[columns], valid[columns]

@@ -20,6 +20,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 
 from refarch.faq.metrics import RankingReport, ranking_report, true_ranks
 from refarch.faq.prepare import CLEANERS
+from refarch.faq.settings import Cleaning
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +30,13 @@ TOKEN_PATTERN = r"(?u)[\w][\w.#+\-]*[\w#+]|[\w#]"
 
 @dataclass(frozen=True)
 class RankerParams:
-    """One hyperparameter trial."""
+    """One hyperparameter trial; the values to try are `grid` in conf/faq.yml."""
 
-    C: float = 10.0
-    word_ngrams: int = 2
-    char_ngrams: bool = True
-    min_df: int = 1
-    max_features: int | None = 50_000  # per vectorizer: bounds the model's size (coef is dense)
+    C: float
+    word_ngrams: int  # words up to n-word sequences
+    char_ngrams: bool  # add character 3-5-grams
+    min_df: int
+    max_features: int | None  # per vectorizer: bounds the model's size (coef is dense)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,10 +131,10 @@ class SingleQuestionScorer:
 class FaqRanker:
     """A fitted pipeline plus the originals it ranks, in a fixed column order."""
 
-    def __init__(self, params: RankerParams | None = None, cleaning: str = "strict") -> None:
+    def __init__(self, params: RankerParams, cleaning: Cleaning) -> None:
         if cleaning not in CLEANERS:
             raise ValueError(f"cleaning must be one of {sorted(CLEANERS)}, not '{cleaning}'")
-        self.params = params or RankerParams()
+        self.params = params
         self.cleaning = cleaning
         self.pipeline: Pipeline | None = None
         self.originals: pd.DataFrame | None = None  # id, answer_id, text in column order
