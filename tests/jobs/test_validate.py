@@ -118,13 +118,22 @@ def test_actionlint_catches_a_broken_workflow(tmp_path):
     assert out.returncode == 1 and "nope" in out.stdout
 
 
-def test_deploy_workflow_deploys_staging_on_main_and_prod_on_tags():
+def test_deploy_workflow_deploys_the_tested_wheel_one_target_at_a_time():
     import yaml
 
     wf = yaml.safe_load((REPO / ".github" / "workflows" / "deploy.yml").read_text())
-    steps = {
-        name: " ".join(s.get("run", "") + s.get("uses", "") for s in job["steps"]) for name, job in wf["jobs"].items()
-    }
-    assert "databricks/setup-cli" in steps["staging"] and "bundle deploy -t staging" in steps["staging"]
-    assert "bundle validate -t staging" in steps["staging"]
-    assert "bundle deploy -t prod" in steps["prod"] and wf["jobs"]["prod"]["if"].startswith("startsWith(github.ref")
+    jobs = wf["jobs"]
+    assert jobs["test"]["uses"] == "./.github/workflows/ci.yml", "the tests run first, in the same workflow"
+    deploy = jobs["deploy"]
+    assert set(deploy["needs"]) == {"test", "wheel"}
+    assert "prod" in deploy["concurrency"]["group"] and "staging" in deploy["concurrency"]["group"]
+    assert deploy["concurrency"]["cancel-in-progress"] is False
+    steps = [s.get("run", "") + s.get("uses", "") for s in deploy["steps"]]
+    version = (REPO / "src" / "refarch" / "jobs" / "schema" / "CLI_VERSION").read_text().strip()
+    assert f"databricks/setup-cli@v{version}" in steps, "the CLI is pinned, to the schema's version"
+    order = [next(i for i, s in enumerate(steps) if key in s) for key in ("download-artifact", "doctor", "deploy -t")]
+    assert order == sorted(order), "the tested wheel is fetched, then the preflight, then the deploy"
+    wheel = " ".join(s.get("run", "") for s in jobs["wheel"]["steps"])
+    assert "pip wheel --no-deps -w dist ." in wheel and jobs["wheel"]["needs"] == "test"
+    bundle = yaml.safe_load((REPO / "databricks.yml").read_text())
+    assert "build" not in bundle["artifacts"]["refarch_wheel"], "staging and prod must not rebuild the wheel"
