@@ -1,4 +1,4 @@
-"""The `refarch` command: run jobs locally, validate the bundle, serve a model."""
+"""The `refarch` command: run jobs locally, validate the bundle, check a workspace, serve a model."""
 
 from __future__ import annotations
 
@@ -63,6 +63,12 @@ def _bundle_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from refarch.workspace.doctor import parse_vars, run_doctor
+
+    return run_doctor(args.target, parse_vars(args.var), timeout=args.timeout)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from refarch.serving.cli import run
 
@@ -93,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     val = bundle.add_parser("validate", help="check databricks.yml and jobs/*.job.yml offline")
     val.add_argument("--root", default=None, help="bundle root (default: found from the working directory)")
     val.set_defaults(func=_bundle_validate)
+
+    doctor = sub.add_parser("doctor", help="check a Databricks workspace before `databricks bundle deploy`")
+    doctor.add_argument("--target", "-t", required=True, help="bundle target to check (dev, staging, prod)")
+    doctor.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="bundle variable")
+    doctor.add_argument("--timeout", type=float, default=60.0, help="seconds to keep retrying a call (default 60)")
+    doctor.set_defaults(func=_doctor)
 
     serve = sub.add_parser("serve", help="serve an MLflow pyfunc model over HTTP")
     from refarch.serving.cli import add_arguments
