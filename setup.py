@@ -62,5 +62,11 @@ setup(
     python_requires=">=3.10",
     install_requires=CORE,
     extras_require={"serving": SERVING, "local": LOCAL, "dev": DEV},
-    entry_points={"console_scripts": ["refarch=refarch.cli:main"]},
+    entry_points={
+        "console_scripts": [
+            "refarch=refarch.cli:main",
+            # the first task of every job on Databricks (python_wheel_task entry point)
+            "refarch-check-parameters=refarch.jobs.check:main",
+        ]
+    },
 )

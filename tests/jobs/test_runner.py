@@ -78,3 +78,16 @@ def test_parse_params():
     assert parse_params(["a=1", "b=x=y", "c="]) == {"a": "1", "b": "x=y", "c": ""}
     with pytest.raises(JobError):
         parse_params(["novalue"])
+
+
+def test_the_check_task_entry_point_reads_pushed_down_parameters(demo_bundle, capsys, monkeypatch):
+    """On Databricks the first task gets the job's parameters as --name=value (named_parameters pushdown)."""
+    from refarch.jobs.check import main as check_main
+
+    monkeypatch.setenv("REFARCH_TARGET", "local")
+    assert check_main(["--job=demo", "--rows=7"]) == 0
+    assert check_main(["--job=demo", "--rows=-1"]) == 2
+    err = capsys.readouterr().err
+    assert "parameter 'rows': -1 is below the minimum 1" in err and "task make: notebooks/make.ipynb" in err
+    assert check_main(["--job=demo", "--rowz=1"]) == 2
+    assert check_main(["rows=1"]) == 2

@@ -178,3 +178,38 @@ def describe_job_parameters(job: JobDef, root: Path, target: str | None = None) 
                 default = f"(conf {param.setting})"
         out.append(JobParameterInfo(name, default, param.describe(), param.help, tasks))
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`refarch-check-parameters --job=<key> [--<parameter>=<value> ...]`: the first task of every job.
+
+    On Databricks the job's parameters arrive pushed down as `--name=value` (a python_wheel_task with
+    named_parameters); the target and the bundle's files come from the job cluster's environment.
+    Exit 0 when every parameter is valid, 2 (naming each bad one) otherwise.
+    """
+    import sys
+
+    from refarch.jobs.bundle import BundleError, load_bundle
+    from refarch.jobs.runner import job_parameters
+    from refarch.runtime.config import current_target
+    from refarch.runtime.paths import project_root
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = sys.argv[1:] if argv is None else argv
+    given: dict[str, str] = {}
+    for arg in args:
+        key, sep, value = arg.removeprefix("--").partition("=")
+        if not arg.startswith("--") or not sep:
+            sys.stderr.write(f"refarch-check-parameters: expected --name=value, got {arg!r}\n")
+            return 2
+        given[key] = value
+    job_key = given.pop("job", "")
+    try:
+        bundle = load_bundle(project_root(), current_target(), strict=False)
+        job = bundle.job(job_key)
+        check_job_parameters(job, job_parameters(job.spec, given), bundle.root, bundle.target)
+    except (ParameterError, BundleError, ConfigError) as err:
+        sys.stderr.write(f"{err}\n")
+        return 2
+    sys.stdout.write(f"job {job.key}: every parameter is valid for target {bundle.target}\n")
+    return 0

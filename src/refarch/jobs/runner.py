@@ -299,7 +299,8 @@ def _execute(
         if wheel.get("parameters"):
             wheel["parameters"] = [_dynamic(str(p), refs, where) for p in wheel["parameters"]]
         if wheel.get("named_parameters"):
-            wheel["named_parameters"] = {k: _dynamic(str(v), refs, where) for k, v in wheel["named_parameters"].items()}
+            named = {k: _dynamic(str(v), refs, where) for k, v in wheel["named_parameters"].items()}
+            wheel["named_parameters"] = {**named, **job_params}  # pushed down as on Databricks
         with local_run(LocalRunContext(parameters=dict(job_params), task_key=key, task_values=task_values)):
             _run_wheel_task(wheel)
         return None
