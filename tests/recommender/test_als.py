@@ -4,19 +4,50 @@ from __future__ import annotations
 
 import pytest
 
-from refarch.recommender.als import AlsParams, SearchConf, SearchResult, load_als, resolve_model_uri
+from refarch.recommender.als import (
+    AlsParams,
+    SearchResult,
+    effective_search,
+    grid,
+    load_als,
+    resolve_model_uri,
+)
 
 pytestmark = pytest.mark.slow
 
 
-def test_grid_and_best_by_metric():
-    conf = SearchConf(ranks=[4, 8], reg_params=[0.1], alphas=[1, 10], implicit=True)
-    assert [(p.rank, p.alpha) for p in conf.grid()] == [(4, 1), (4, 10), (8, 1), (8, 10)]
-    assert len(SearchConf(ranks=[4, 8], alphas=[1, 10], implicit=False).grid()) == 2  # alpha unused
-    result = SearchResult("ndcg", 10, [(AlsParams(rank=4), {"ndcg": 0.2}), (AlsParams(rank=8), {"ndcg": 0.3})])
+def params(**given) -> AlsParams:
+    base = {"rank": 8, "reg_param": 0.05, "alpha": 5.0, "implicit": True, "max_iter": 5}
+    return AlsParams(**{**base, "confidence": "rating", "blocks": 2, "seed": 42, **given})
+
+
+@pytest.fixture(scope="module")
+def als_conf(settings):
+    """conf/recommender.yml `als` for the local target (quick search, 2 blocks)."""
+    return settings.als
+
+
+def test_grid_and_best_by_metric(als_conf):
+    conf = als_conf.model_copy(update={"search": "full", "ranks": [4, 8], "reg_params": [0.1], "alphas": [1, 10]})
+    assert [(p.rank, p.alpha, p.implicit, p.blocks) for p in grid(conf)] == [
+        (4, 1, True, 2),
+        (4, 10, True, 2),
+        (8, 1, True, 2),
+        (8, 10, True, 2),
+    ]
+    assert len(grid(conf.model_copy(update={"mode": "explicit"}))) == 2  # alpha unused
+    result = SearchResult("ndcg", 10, [(params(rank=4), {"ndcg": 0.2}), (params(rank=8), {"ndcg": 0.3})])
     assert result.best[0].rank == 8
     assert list(result.table()["rank"]) == [8, 4]
-    assert "alpha" not in AlsParams(implicit=False).mlflow_params()
+    assert "alpha" not in params(implicit=False).mlflow_params()
+
+
+def test_quick_search_takes_the_quick_grid_where_it_is_not_null(als_conf):
+    quick = als_conf.quick.model_copy(update={"ranks": [2, 3], "alphas": None})
+    conf = als_conf.model_copy(update={"search": "quick", "quick": quick, "ranks": [16], "alphas": [0.5, 1.0]})
+    run = effective_search(conf)
+    assert (run.ranks, run.alphas, run.max_iter) == ([2, 3], [0.5, 1.0], quick.max_iter)
+    assert effective_search(conf.model_copy(update={"search": "full"})).ranks == [16]
 
 
 @pytest.fixture(scope="module")
@@ -25,18 +56,20 @@ def generated(spark):
     from refarch.recommender.split import stratified_split
 
     spec = InteractionSpec(n_users=200, n_items=150, mean_per_user=30, min_per_user=10, seed=11)
-    train, test = stratified_split(generate_interactions(spark, spec), 0.75, seed=1)
+    train, test = stratified_split(generate_interactions(spark, spec), 0.75, 1, "user_id")
     return train.cache(), test.cache()
 
 
-def test_train_register_and_load_back(config, generated):
+def test_train_register_and_load_back(config, generated, als_conf):
     import mlflow
 
     from refarch.runtime.tracking import configure_mlflow
 
     configure_mlflow(config, "test-recommender")
     train, _ = generated
-    conf = SearchConf(ranks=[4, 8], reg_params=[0.05], alphas=[5], max_iter=5, blocks=2)
+    conf = als_conf.model_copy(
+        update={"search": "full", "ranks": [4, 8], "reg_params": [0.05], "alphas": [5.0], "max_iter": 5, "k": 10}
+    )
     result = train_and_register_once(train, conf)
     assert result.model_uri == f"models:/test_recommender_als/{result.model_version}"
     assert len(result.search.trials) == 2
@@ -63,7 +96,7 @@ def test_implicit_als_beats_most_popular_on_generated_data(generated):
     from refarch.recommender.topk import top_k_for_model
 
     train, test = generated
-    model = fit_als(train, AlsParams(rank=8, reg_param=0.05, alpha=5, max_iter=8, blocks=2))
+    model = fit_als(train, params(rank=8, reg_param=0.05, alpha=5.0, max_iter=8))
     als = ranking_metrics(top_k_for_model(model, 10, seen=train, users=test), test, [10]).loc[10]
     popular = ranking_metrics(recommend_popular(train, 10, users=test), test, [10]).loc[10]
     assert als["ndcg"] > 1.2 * popular["ndcg"]

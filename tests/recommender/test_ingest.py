@@ -38,7 +38,7 @@ def test_clean_interactions_types_good_rows_and_gives_reasons(spark):
 
 def test_ingest_writes_ratings_and_quarantine(spark, tables):
     raw = spark.createDataFrame([(str(u), "10", "4", "1") for u in range(40)] + [("x", "1", "1", "1")], RAW)
-    report = ingest(tables, raw, "t_ratings", "t_ratings_quarantine", max_bad_share=0.1, source="test")
+    report = ingest(tables, raw, "t_ratings", "t_ratings_quarantine", RatingRange(1, 5), 0.1, source="test")
     assert (report.good, report.bad) == (40, 1)
     assert tables.read("t_ratings").count() == 40
     q = tables.read("t_ratings_quarantine").collect()
@@ -51,23 +51,43 @@ def test_too_many_bad_rows_fail_and_keep_the_old_ratings(spark, tables):
         spark.createDataFrame([(9, 9, 1.0, 0)], "user_id int, item_id int, rating double, timestamp long"), "t_old"
     )
     with pytest.raises(TooManyBadRows, match="2 of 3 rows"):
-        ingest(tables, raw, "t_old", "t_old_quarantine", max_bad_share=0.05)
+        ingest(tables, raw, "t_old", "t_old_quarantine", RatingRange(1, 5), 0.05, source="test")
     assert [r.user_id for r in tables.read("t_old").collect()] == [9]
 
 
-def test_read_source_by_dataset(spark, tables, tmp_path):
-    from refarch.recommender.ingest import IngestConf, rating_range_for, read_source
+def test_read_source_by_dataset(spark, tables, settings, tmp_path):
+    from refarch.recommender.ingest import rating_range_for, read_source
+    from refarch.runtime.params import ParameterError
 
-    conf = IngestConf(dataset_cache=str(tmp_path / "cache"))
-    generated = read_source(spark, tables, conf, "generated", n_users=60)
-    assert generated.select("user_id").distinct().count() == 60
+    conf = settings.ingest.model_copy(update={"dataset_cache": str(tmp_path / "cache")})
+
+    def source(dataset, path="", **generator):
+        given = conf.model_copy(update={"dataset": dataset, "generator": conf.generator.model_copy(update=generator)})
+        return read_source(spark, tables, given, path, True)
+
+    assert source("generated", n_users=60).select("user_id").distinct().count() == 60
     csv = tmp_path / "mine.csv"
     csv.write_text("user_id,item_id,rating,timestamp\n1,2,5,10\n")
-    assert [tuple(r) for r in read_source(spark, tables, conf, "csv", str(csv)).collect()] == [("1", "2", "5", "10")]
+    assert [tuple(r) for r in source("csv", str(csv)).collect()] == [("1", "2", "5", "10")]
     schema = "user_id int, item_id int, rating double, timestamp long"
     tables.write(spark.createDataFrame([(3, 4, 2.0, 7)], schema), "t_src")
-    assert read_source(spark, tables, conf, "table", "t_src").count() == 1
-    with pytest.raises(ValueError, match="needs dataset_path"):
-        read_source(spark, tables, conf, "csv")
-    assert rating_range_for("movielens-20m", conf) == RatingRange(0.5, 5.0)
-    assert rating_range_for("csv", conf) == RatingRange(1.0, 5.0)
+    assert source("table", "t_src").count() == 1
+    with pytest.raises(ParameterError, match="needs parameter 'dataset_path'"):
+        source("csv")
+    with pytest.raises(ParameterError, match="parameter 'dataset_path': 'x; drop' is not a table name"):
+        source("table", "x; drop")
+    assert rating_range_for(conf.model_copy(update={"dataset": "movielens-20m"})) == RatingRange(0.5, 5.0)
+    assert rating_range_for(conf.model_copy(update={"dataset": "csv"})) == RatingRange(1.0, 5.0)
+
+
+def test_generated_items_scale_with_users(settings):
+    """conf: 943 users and 1.7837 items per user -> MovieLens-100k's 1682 items; at least 50 items."""
+    from refarch.recommender.ingest import generator_spec
+
+    g = settings.ingest.generator
+    spec = generator_spec(g)
+    assert (spec.n_users, spec.n_items, spec.mean_per_user, spec.min_per_user) == (943, 1682, 106, 20)
+    small = generator_spec(g.model_copy(update={"n_users": 120}))
+    assert (small.n_items, small.mean_per_user, small.min_per_user) == (214, 214 / 3, 20)
+    tiny = generator_spec(g.model_copy(update={"n_users": 10}))
+    assert (tiny.n_items, tiny.min_per_user) == (50, 12)

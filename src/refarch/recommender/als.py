@@ -12,13 +12,13 @@ import itertools
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 from refarch.recommender.evaluate import ranking_metrics
+from refarch.recommender.settings import AlsSettings, Confidence
 from refarch.recommender.topk import top_k_for_model
 
 if TYPE_CHECKING:
@@ -27,80 +27,48 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Confidence = Literal["rating", "binary"]
-
 
 @dataclass(frozen=True)
 class AlsParams:
-    """One ALS configuration; alpha is used in implicit mode only."""
+    """One ALS configuration; alpha and confidence are used in implicit mode only."""
 
-    rank: int = 32
-    reg_param: float = 0.05
-    alpha: float = 10.0
-    implicit: bool = True
-    max_iter: int = 10
-    confidence: Confidence = "rating"
+    rank: int
+    reg_param: float
+    alpha: float
+    implicit: bool
+    max_iter: int
+    confidence: Confidence
+    blocks: int | None  # user and item blocks; None: Spark's 10 (fewer suit small data)
+    seed: int
     nonnegative: bool = False
-    blocks: int | None = None  # user and item blocks; None: Spark's 10 (fewer suit small data)
-    seed: int = 42
 
     def mlflow_params(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if self.implicit or k not in ("alpha", "confidence")}
 
 
-class QuickGrid(BaseModel):
-    """A smaller grid for `search: quick` (laptops, CI); unset keys keep the full search's values."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_iter: int | None = Field(None, ge=1, le=100)
-    ranks: list[int] | None = Field(None, min_length=1)
-    reg_params: list[float] | None = Field(None, min_length=1)
-    alphas: list[float] | None = Field(None, min_length=1)
+def effective_search(conf: AlsSettings) -> AlsSettings:
+    """The search to run: `conf` with the quick grid's non-null values applied when `search` is quick."""
+    if conf.search != "quick":
+        return conf
+    return conf.model_copy(update={k: v for k, v in conf.quick.model_dump().items() if v is not None})
 
 
-class SearchConf(BaseModel):
-    """The `als` section of conf/recommender.yml: the grid and how to choose."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    search: Literal["quick", "full"] = "full"
-    quick: QuickGrid = Field(default_factory=QuickGrid)
-    implicit: bool = True
-    confidence: Confidence = "rating"
-    max_iter: int = Field(10, ge=1, le=100)
-    ranks: list[int] = Field(default_factory=lambda: [32], min_length=1)
-    reg_params: list[float] = Field(default_factory=lambda: [0.05], min_length=1)
-    alphas: list[float] = Field(default_factory=lambda: [10.0], min_length=1)
-    metric: Literal["ndcg", "precision", "recall", "map", "hit_rate"] = "ndcg"
-    k: int = Field(10, ge=1, le=1000)
-    validation_ratio: float = Field(0.8, gt=0, lt=1)
-    blocks: int | None = Field(None, ge=1)
-    seed: int = 42
-
-    def effective(self, search: str = "") -> SearchConf:
-        """This search with the quick grid applied when `search` (or the conf) says quick."""
-        if (search or self.search) != "quick":
-            return self.model_copy(update={"search": "full"})
-        return self.model_copy(
-            update={"search": "quick", **{k: v for k, v in self.quick.model_dump().items() if v is not None}}
+def grid(conf: AlsSettings) -> list[AlsParams]:
+    """Every combination of rank, regParam and alpha (alpha only in implicit mode)."""
+    alphas = conf.alphas if conf.implicit else [0.0]
+    return [
+        AlsParams(
+            rank=r,
+            reg_param=reg,
+            alpha=a,
+            implicit=conf.implicit,
+            max_iter=conf.max_iter,
+            confidence=conf.confidence,
+            blocks=conf.blocks,
+            seed=conf.seed,
         )
-
-    def grid(self) -> list[AlsParams]:
-        alphas = self.alphas if self.implicit else [0.0]
-        return [
-            AlsParams(
-                rank=r,
-                reg_param=reg,
-                alpha=a,
-                implicit=self.implicit,
-                max_iter=self.max_iter,
-                confidence=self.confidence,
-                blocks=self.blocks,
-                seed=self.seed,
-            )
-            for r, reg, a in itertools.product(self.ranks, self.reg_params, alphas)
-        ]
+        for r, reg, a in itertools.product(conf.ranks, conf.reg_params, alphas)
+    ]
 
 
 def prepare(train: DataFrame, params: AlsParams) -> DataFrame:
@@ -159,8 +127,8 @@ def search(
     fit_part: DataFrame,
     validation: DataFrame,
     grid: Sequence[AlsParams],
-    k: int = 10,
-    metric: str = "ndcg",
+    k: int,
+    metric: str,
     on_trial: Any = None,
 ) -> SearchResult:
     """Fit each configuration on `fit_part` and score its top-k (seen removed) on `validation`."""
@@ -169,17 +137,13 @@ def search(
         started = time.perf_counter()
         model = fit_als(fit_part, params)
         ranked = top_k_for_model(model, k, seen=fit_part, users=validation)
-        row = ranking_metrics(ranked, validation, [k]).loc[k].to_dict()
+        row = ranking_metrics(ranked, validation, [k], users="test").loc[k].to_dict()
         row["fit_seconds"] = time.perf_counter() - started
         result.trials.append((params, row))
         log.info("trial %s: %s@%d = %.4f", params, metric, k, row[metric])
         if on_trial is not None:
             on_trial(params, row)
     return result
-
-
-def best_params(result: SearchResult) -> AlsParams:
-    return replace(result.best[0])
 
 
 @dataclass
@@ -213,11 +177,13 @@ def _requirements() -> list[str]:
 
 def train_and_register(
     train: DataFrame,
-    conf: SearchConf,
+    conf: AlsSettings,
     registered_name: str,
     run_name: str = "als",
 ) -> TrainResult:
     """Search on a per-user split of `train`, refit the best on all of `train`, log and register it.
+
+    `conf` is the search as it runs (see `effective_search`).
 
     Each trial is a nested MLflow run (params + validation metrics); the parent run holds
     the chosen parameters, their validation metrics and the Spark model.
@@ -227,7 +193,7 @@ def train_and_register(
 
     from refarch.recommender.split import stratified_split
 
-    fit_part, validation = stratified_split(train, conf.validation_ratio, seed=conf.seed)
+    fit_part, validation = stratified_split(train, conf.validation_ratio, conf.seed, "user_id")
     fit_part = fit_part.persist(StorageLevel.MEMORY_AND_DISK)
     validation = validation.persist(StorageLevel.MEMORY_AND_DISK)
     try:
@@ -240,7 +206,7 @@ def train_and_register(
                     mlflow.log_params(params.mlflow_params())
                     mlflow.log_metrics({f"val_{m}_at_{conf.k}": v for m, v in metrics.items()})
 
-            result = search(fit_part, validation, conf.grid(), conf.k, conf.metric, on_trial=log_trial)
+            result = search(fit_part, validation, grid(conf), conf.k, conf.metric, on_trial=log_trial)
             best, best_metrics = result.best
             log.info("best ALS %s: %s@%d = %.4f", best, conf.metric, conf.k, best_metrics[conf.metric])
             mlflow.log_params(best.mlflow_params())

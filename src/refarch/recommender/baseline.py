@@ -25,7 +25,7 @@ def item_popularity(train: DataFrame) -> DataFrame:
     )
 
 
-def popular_items(train: DataFrame, n: int = 100) -> DataFrame:
+def popular_items(train: DataFrame, n: int) -> DataFrame:
     """The `popular_items` table: rank (1-based), item_id, score; the fallback for unknown users."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F

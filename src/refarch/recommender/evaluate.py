@@ -1,23 +1,32 @@
 """Rating and ranking metrics on Spark DataFrames, computed in one pass for several k.
 
-Conventions (those of Microsoft Recommenders, so figures compare):
-- every test item of a user is relevant; users are those of the test set, and a user with
-  no recommendation scores 0;
+Definitions (those of Microsoft Recommenders' `python_evaluation`):
+- every test item of a user is relevant; ranked lists have seen items removed already;
 - precision@k divides by k; recall@k by the number of relevant items;
 - nDCG@k uses gains 1/log2(rank+1) and the ideal list of min(k, relevant) hits;
 - MAP@k sums precision at each hit within k and divides by min(k, relevant);
 - hit rate@k is the share of users with at least one relevant item in their top k.
-Ranked lists come from `rank_scores` (ties to the smaller item id) or from topk/baseline.
+
+Which users a figure averages over is a choice, `users`:
+- "test": every user of the test set (each user with a relevant item); a user the model gives
+  no recommendation (e.g. no factors: cold start) counts as 0. This is the figure for the
+  service, which must answer every user.
+- "common": the users present in both the test set and the recommendations; users without a
+  recommendation are left out. This is Recommenders' `merge_ranking_true_pred`, behind its
+  precision_at_k, recall_at_k and map_at_k, and the join of its SparkRankingEvaluation, so
+  "common" figures compare with theirs. (Its pandas `ndcg_at_k` outer-joins the whole test set
+  and so averages over the test users, as "test" does.)
+The two agree when every test user gets a list; "common" is never below "test".
+Ranked lists come from topk (ties to the smaller item id) or baseline.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -25,15 +34,8 @@ if TYPE_CHECKING:
 
 RANKING_METRICS = ("precision", "recall", "ndcg", "map", "hit_rate")
 RATING_METRICS = ("rmse", "mae", "r2", "explained_variance")
-
-
-class EvaluateConf(BaseModel):
-    """conf/recommender.yml `evaluate`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    ks: list[int] = Field(default_factory=lambda: [1, 5, 10, 20], min_length=1)
-    rating_model: bool = True
+Users = Literal["test", "common"]
+USERS: tuple[Users, ...] = get_args(Users)
 
 
 def rating_metrics(predictions: DataFrame, label: str = "rating", prediction: str = "prediction") -> dict[str, float]:
@@ -84,11 +86,22 @@ def _idcg_column(n_relevant_capped: str, k: int):
     return F.element_at(F.array(*[F.lit(v) for v in table]), (F.col(n_relevant_capped) + 1).cast("int"))
 
 
-def ranking_metrics(ranked: DataFrame, truth: DataFrame, ks: Sequence[int] = (10,)) -> pd.DataFrame:
-    """Precision, recall, nDCG, MAP and hit rate at each k: a frame indexed by k.
+def ranking_metrics(ranked: DataFrame, truth: DataFrame, ks: Sequence[int], users: Users = "test") -> pd.DataFrame:
+    """Precision, recall, nDCG, MAP and hit rate at each k, averaged over `users`: a frame indexed by k.
 
     `ranked`: (user_id, rank, item_id) with rank 1 = best, seen items already removed;
-    `truth`: (user_id, item_id) relevant pairs, e.g. the test split.
+    `truth`: (user_id, item_id) relevant pairs, e.g. the test split. `frame.attrs["users"]`
+    is the number of users averaged over.
+    """
+    return ranking_metrics_by_users(ranked, truth, ks, (users,))[users]
+
+
+def ranking_metrics_by_users(
+    ranked: DataFrame, truth: DataFrame, ks: Sequence[int], conventions: Sequence[Users] = USERS
+) -> dict[str, pd.DataFrame]:
+    """`ranking_metrics` for each user convention, all from one Spark aggregation.
+
+    A convention with no user to average over (e.g. "common" when nobody got a list) gives NaN.
     """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -96,6 +109,9 @@ def ranking_metrics(ranked: DataFrame, truth: DataFrame, ks: Sequence[int] = (10
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
         raise ValueError(f"k values must be positive, got {ks}")
+    unknown = [c for c in conventions if c not in USERS]
+    if unknown or not conventions:
+        raise ValueError(f"users must be one of {', '.join(USERS)}, got {', '.join(map(str, conventions)) or 'none'}")
     relevant = truth.select("user_id", "item_id").distinct()
     n_rel = relevant.groupBy("user_id").agg(F.count(F.lit(1)).alias("n_rel"))
     hits = (
@@ -112,54 +128,97 @@ def ranking_metrics(ranked: DataFrame, truth: DataFrame, ks: Sequence[int] = (10
             F.sum(F.when(within, 1.0 / F.log2(F.col("rank") + 1)).otherwise(0.0)).alias(f"dcg{k}"),
             F.sum(F.when(within, F.col("hit_no") / F.col("rank")).otherwise(0.0)).alias(f"ap{k}"),
         ]
-    per_user = n_rel.join(hits.groupBy("user_id").agg(*per_user_aggs), "user_id", "left").fillna(0)
-    totals = []
+    listed = ranked.select("user_id").distinct().withColumn("_listed", F.lit(True))
+    per_user = (
+        n_rel.join(hits.groupBy("user_id").agg(*per_user_aggs), "user_id", "left")
+        .fillna(0)
+        .join(listed, "user_id", "left")
+        .fillna(False, subset=["_listed"])
+    )
     for k in ks:
-        capped = f"cap{k}"
-        per_user = per_user.withColumn(capped, F.least(F.col("n_rel"), F.lit(k)))
-        totals += [
-            F.avg(F.col(f"h{k}") / k).alias(f"precision@{k}"),
-            F.avg(F.col(f"h{k}") / F.col("n_rel")).alias(f"recall@{k}"),
-            F.avg(F.col(f"dcg{k}") / _idcg_column(capped, k)).alias(f"ndcg@{k}"),
-            F.avg(F.col(f"ap{k}") / F.col(capped)).alias(f"map@{k}"),
-            F.avg(F.when(F.col(f"h{k}") > 0, 1.0).otherwise(0.0)).alias(f"hit_rate@{k}"),
-        ]
-    row = per_user.agg(*totals, F.count(F.lit(1)).alias("users")).first()
-    if row is None or not row["users"]:
+        per_user = per_user.withColumn(f"cap{k}", F.least(F.col("n_rel"), F.lit(k)))
+    per_metric = {}
+    for k in ks:
+        per_metric |= {
+            f"precision@{k}": F.col(f"h{k}") / k,
+            f"recall@{k}": F.col(f"h{k}") / F.col("n_rel"),
+            f"ndcg@{k}": F.col(f"dcg{k}") / _idcg_column(f"cap{k}", k),
+            f"map@{k}": F.col(f"ap{k}") / F.col(f"cap{k}"),
+            f"hit_rate@{k}": F.when(F.col(f"h{k}") > 0, 1.0).otherwise(0.0),
+        }
+    scope = {"test": F.lit(True), "common": F.col("_listed")}
+    totals = []
+    for c in conventions:
+        inside = scope[c]
+        totals += [F.avg(F.when(inside, value)).alias(f"{c}:{name}") for name, value in per_metric.items()]
+        totals.append(F.sum(F.when(inside, 1).otherwise(0)).alias(f"{c}:users"))
+    row = per_user.agg(*totals, F.count(F.lit(1)).alias("truth_users")).first()
+    if row is None or not row["truth_users"]:
         raise ValueError("no users with relevant items to evaluate")
-    frame = pd.DataFrame([{"k": k, **{m: float(row[f"{m}@{k}"]) for m in RANKING_METRICS}} for k in ks]).set_index("k")
-    frame.attrs["users"] = int(row["users"])
-    return frame
+    out = {}
+    for c in conventions:
+        n = int(row[f"{c}:users"] or 0)
+        values = [
+            {"k": k, **{m: float("nan") if n == 0 else float(row[f"{c}:{m}@{k}"]) for m in RANKING_METRICS}} for k in ks
+        ]
+        frame = pd.DataFrame(values).set_index("k")
+        frame.attrs["users"] = n
+        out[c] = frame
+    return out
 
 
-def compare_by_k(ranked_by_model: Mapping[str, DataFrame], truth: DataFrame, ks: Sequence[int]) -> pd.DataFrame:
-    """Long table (model, k, metric, value) for several models on the same truth."""
-    parts = []
+def compare_by_k(
+    ranked_by_model: Mapping[str, DataFrame],
+    truth: DataFrame,
+    ks: Sequence[int],
+    conventions: Sequence[Users] = USERS,
+) -> pd.DataFrame:
+    """Long table (model, users, k, metric, value) for several models on the same truth.
+
+    `attrs["users"]` maps (model, convention) to the number of users averaged over.
+    """
+    parts, counts = [], {}
     for name, ranked in ranked_by_model.items():
-        frame = ranking_metrics(ranked, truth, ks).reset_index().melt(id_vars="k", var_name="metric")
-        frame.insert(0, "model", name)
-        parts.append(frame)
-    return pd.concat(parts, ignore_index=True)
+        for convention, frame in ranking_metrics_by_users(ranked, truth, ks, conventions).items():
+            counts[(name, convention)] = frame.attrs["users"]
+            long = frame.reset_index().melt(id_vars="k", var_name="metric")
+            long.insert(0, "users", convention)
+            long.insert(0, "model", name)
+            parts.append(long)
+    table = pd.concat(parts, ignore_index=True)
+    table.attrs["users"] = counts
+    return table
+
+
+def at_k(long: pd.DataFrame, k: int) -> pd.DataFrame:
+    """One row per (model, users convention) at k: the metrics and how many users they average over."""
+    rows = long[long["k"] == k].pivot_table(index=["model", "users"], columns="metric", values="value", sort=False)
+    rows = rows[[m for m in RANKING_METRICS if m in rows.columns]]
+    counts = long.attrs.get("users", {})
+    rows.insert(0, "averaged over", [counts.get(key, pd.NA) for key in rows.index])
+    rows.columns.name = f"@{k}"
+    return rows
 
 
 def lift(long: pd.DataFrame, model: str, baseline: str, k: int) -> pd.DataFrame:
-    """Metric values at k for `model` and `baseline` side by side, with the ratio."""
-    at_k = long[long["k"] == k].pivot(index="metric", columns="model", values="value")
-    at_k = at_k[[model, baseline]]
-    at_k["lift"] = at_k[model] / at_k[baseline].where(at_k[baseline] != 0)
-    return at_k
+    """Metric values at k for `model` and `baseline` side by side, with the ratio, per users convention."""
+    at = long[long["k"] == k].pivot_table(index=["users", "metric"], columns="model", values="value", sort=False)
+    at = at[[model, baseline]]
+    at["lift"] = at[model] / at[baseline].where(at[baseline] != 0)
+    return at
 
 
 def plot_metrics_by_k(long: pd.DataFrame) -> Figure:
-    """One panel per ranking metric, one line per model, k on the x axis."""
+    """One panel per ranking metric, one line per model and users convention, k on the x axis."""
     import matplotlib.pyplot as plt
 
     metrics = [m for m in RANKING_METRICS if m in set(long["metric"])]
+    styles = {"test": "-", "common": "--"}
     fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
-        for model, part in long[long["metric"] == metric].groupby("model"):
+        for (model, users), part in long[long["metric"] == metric].groupby(["model", "users"], sort=False):
             part = part.sort_values("k")
-            ax.plot(part["k"], part["value"], marker="o", label=model)
+            ax.plot(part["k"], part["value"], styles.get(users, ":"), marker="o", label=f"{model} ({users} users)")
         ax.set_title(f"{metric}@k")
         ax.set_xlabel("k")
         ax.grid(alpha=0.3)
@@ -169,28 +228,39 @@ def plot_metrics_by_k(long: pd.DataFrame) -> Figure:
 
 
 def metrics_table(long: pd.DataFrame, rating: Mapping[str, float] | None, rating_model: str) -> pd.DataFrame:
-    """Ranking metrics (model, k, metric, value) plus the rating metrics (k missing) in one table."""
-    rows = long[["model", "k", "metric", "value"]].astype({"k": "Int64", "value": "float64"})
+    """Ranking metrics (model, users, k, metric, value) plus the rating metrics (users and k missing)."""
+    rows = long[["model", "users", "k", "metric", "value"]].astype({"k": "Int64", "value": "float64"})
     if rating:
         extra = pd.DataFrame(
-            [{"model": rating_model, "k": pd.NA, "metric": m, "value": float(rating[m])} for m in RATING_METRICS]
+            [
+                {"model": rating_model, "users": None, "k": pd.NA, "metric": m, "value": float(rating[m])}
+                for m in RATING_METRICS
+            ]
         ).astype({"k": "Int64"})
         rows = pd.concat([rows, extra], ignore_index=True)
     return rows
 
 
-def log_to_mlflow(run_id: str | None, table: pd.DataFrame, figure: Figure | None = None) -> None:
-    """Test metrics as `test_<model>_<metric>_at_<k>` on the training run (or a new run)."""
+def mlflow_key(model: str, metric: str, k: object = None, users: object = None) -> str:
+    """`test_<model>_<metric>[_at_<k>][_common_users]`: the "test" convention keeps the plain name."""
     import re
 
+    name = re.sub(r"[^0-9a-zA-Z]+", "_", str(model)).strip("_").lower()
+    suffix = "" if k is None or pd.isna(k) else f"_at_{int(k)}"
+    if users is not None and not pd.isna(users) and users != "test":
+        suffix += f"_{users}_users"
+    return f"test_{name}_{metric}{suffix}"
+
+
+def log_to_mlflow(run_id: str | None, table: pd.DataFrame, figure: Figure | None = None) -> None:
+    """Test metrics of both users conventions on the training run (or a new run); see `mlflow_key`."""
     import mlflow
 
-    def key(row: pd.Series) -> str:
-        model = re.sub(r"[^0-9a-zA-Z]+", "_", str(row["model"])).strip("_").lower()
-        suffix = "" if pd.isna(row["k"]) else f"_at_{int(row['k'])}"
-        return f"test_{model}_{row['metric']}{suffix}"
-
-    values = {key(r): float(r["value"]) for _, r in table.iterrows() if pd.notna(r["value"])}
+    values = {
+        mlflow_key(r["model"], r["metric"], r["k"], r.get("users")): float(r["value"])
+        for _, r in table.iterrows()
+        if pd.notna(r["value"])
+    }
     with mlflow.start_run(run_id=run_id) if run_id else mlflow.start_run(run_name="als-evaluate"):
         mlflow.log_metrics(values)
         if figure is not None:

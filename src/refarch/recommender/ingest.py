@@ -11,11 +11,14 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
+from refarch.recommender.settings import SOURCES
+from refarch.runtime.params import ParameterError, check_table_name
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
+    from refarch.datasets.interactions import InteractionSpec
+    from refarch.recommender.settings import GeneratorSettings, IngestSettings
     from refarch.runtime.quality import QualityReport
     from refarch.runtime.tables import Tables
 
@@ -29,8 +32,8 @@ RATINGS_SCHEMA = "user_id int, item_id int, rating double, timestamp long"
 class RatingRange:
     """Accepted ratings (inclusive); implicit weights use e.g. (0, inf)."""
 
-    low: float = 1.0
-    high: float = 5.0
+    low: float
+    high: float
 
 
 def _try(col: str, sql_type: str) -> Column:
@@ -79,7 +82,7 @@ def rules(rating_range: RatingRange, columns: list[str]) -> dict[str, Column]:
     return checks
 
 
-def clean_interactions(raw: DataFrame, rating_range: RatingRange = RatingRange()) -> tuple[DataFrame, DataFrame]:
+def clean_interactions(raw: DataFrame, rating_range: RatingRange) -> tuple[DataFrame, DataFrame]:
     """Split raw rows into typed good rows and bad rows (all source columns + `reason`).
 
     A repeated (user, item) pair keeps its latest row (highest timestamp, then highest
@@ -120,11 +123,11 @@ def to_raw(df: DataFrame) -> DataFrame:
 def ingest(
     tables: Tables,
     raw: DataFrame,
-    ratings_table: str = "ratings",
-    quarantine_table: str = "ratings_quarantine",
-    rating_range: RatingRange = RatingRange(),
-    max_bad_share: float = 0.05,
-    source: str = "interactions",
+    ratings_table: str,
+    quarantine_table: str,
+    rating_range: RatingRange,
+    max_bad_share: float,
+    source: str,
 ) -> QualityReport:
     """Write good rows to `ratings_table` and bad rows to `quarantine_table`, logging both counts.
 
@@ -148,113 +151,66 @@ def ingest(
     return report
 
 
-SOURCES = (
-    "generated",
-    "movielens-100k",
-    "movielens-1m",
-    "movielens-10m",
-    "movielens-20m",
-    "csv",
-    "table",
-)
-
-
-class GeneratorConf(BaseModel):
-    """conf/recommender.yml `generator`: the size of generated data (see InteractionSpec)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    n_users: int = Field(943, ge=1)
-    n_items: int = Field(1682, ge=2)
-    mean_per_user: float = Field(106.0, gt=0)
-    min_per_user: int = Field(20, ge=1)
-    seed: int = 42
-
-
-class CsvConf(BaseModel):
-    """conf/recommender.yml `csv`: how to read an interactions file or table of your own."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    separator: str = ","
-    header: bool = True
-    user: str = "user_id"
-    item: str = "item_id"
-    rating: str | None = "rating"
-    timestamp: str | None = "timestamp"
-
-
-class IngestConf(BaseModel):
-    """conf/recommender.yml `ingest`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    dataset_cache: str
-    max_bad_share: float = Field(0.01, ge=0, le=1)
-    rating_min: float = 1.0
-    rating_max: float = 5.0
-    generator: GeneratorConf = Field(default_factory=GeneratorConf)
-    csv: CsvConf = Field(default_factory=CsvConf)
-
-
-def rating_range_for(dataset: str, conf: IngestConf) -> RatingRange:
+def rating_range_for(conf: IngestSettings) -> RatingRange:
     """MovieLens sizes bring their own scale (half stars from 0.5 on 10m/20m); others use the conf."""
-    if dataset.startswith("movielens-"):
+    if conf.dataset.startswith("movielens-"):
         from refarch.datasets.movielens import movielens_size
 
-        size = movielens_size(dataset)
+        size = movielens_size(conf.dataset)
         return RatingRange(size.rating_min, size.rating_max)
     return RatingRange(conf.rating_min, conf.rating_max)
+
+
+def generator_spec(conf: GeneratorSettings) -> InteractionSpec:
+    """The generator's spec: items scale with users; per-user counts stay below what the items allow."""
+    from refarch.datasets.interactions import InteractionSpec
+
+    items = max(50, round(conf.items_per_user * conf.n_users))
+    return InteractionSpec(
+        n_users=conf.n_users,
+        n_items=items,
+        mean_per_user=min(conf.mean_per_user, items / 3),
+        min_per_user=min(conf.min_per_user, items // 4),
+        seed=conf.seed,
+    )
 
 
 def read_source(
     spark: SparkSession,
     tables: Tables,
-    conf: IngestConf,
-    dataset: str,
-    dataset_path: str = "",
-    n_users: int = 0,
-    verify_checksum: bool = True,
+    conf: IngestSettings,
+    dataset_path: str,
+    verify_checksum: bool,
 ) -> DataFrame:
-    """The raw interactions of `dataset` with canonical column names (any types).
+    """The raw interactions of `conf.dataset` with canonical column names (any types).
 
-    generated: the generator sized by conf (n_users > 0 overrides the number of users, items scale
-    with it); movielens-*: the GroupLens zip (cache, or `dataset_path` = zip, folder or file);
-    csv: the file or folder at `dataset_path`; table: the table named by `dataset_path`.
+    generated: the generator sized by `conf.generator`; movielens-*: the GroupLens zip (cache,
+    or `dataset_path` = zip, folder or file); csv: the file or folder at `dataset_path`;
+    table: the table named by `dataset_path`.
     """
     from pathlib import Path
 
     from refarch.datasets.interactions import (
         InteractionColumns,
-        InteractionSpec,
         generate_interactions,
         read_interactions_csv,
         read_interactions_table,
     )
     from refarch.datasets.movielens import read_movielens
 
+    dataset = conf.dataset
     if dataset == "generated":
-        g = conf.generator
-        users = n_users or g.n_users
-        items = g.n_items if not n_users else max(50, round(g.n_items * n_users / g.n_users))
-        spec = InteractionSpec(
-            n_users=users,
-            n_items=items,
-            mean_per_user=min(g.mean_per_user, items / 3),
-            min_per_user=min(g.min_per_user, items // 4),
-            seed=g.seed,
-        )
-        return generate_interactions(spark, spec)
+        return generate_interactions(spark, generator_spec(conf.generator))
     if dataset.startswith("movielens-"):
         return read_movielens(spark, dataset, Path(conf.dataset_cache), dataset_path or None, verify_checksum)
     c = conf.csv
     columns = InteractionColumns(c.user, c.item, c.rating, c.timestamp)
     if dataset == "csv":
         if not dataset_path:
-            raise ValueError("dataset 'csv' needs dataset_path: the file or folder to read")
+            raise ParameterError("dataset 'csv' needs parameter 'dataset_path': the file or folder to read")
         return read_interactions_csv(spark, dataset_path, columns, c.separator, c.header)
     if dataset == "table":
         if not dataset_path:
-            raise ValueError("dataset 'table' needs dataset_path: the table to read")
-        return read_interactions_table(tables.read(dataset_path), columns)
+            raise ParameterError("dataset 'table' needs parameter 'dataset_path': the table to read")
+        return read_interactions_table(tables.read(check_table_name(dataset_path, "dataset_path")), columns)
     raise ValueError(f"unknown dataset '{dataset}' (known: {', '.join(SOURCES)})")

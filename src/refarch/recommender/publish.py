@@ -117,29 +117,6 @@ def factors_from_als(als: ALSModel, seen: DataFrame) -> Factors:
     )
 
 
-def resolve_als_model_uri(
-    config: Config, given: str = "", from_task: str | None = None, name: str = "recommender_als"
-) -> str:
-    """The ALS model to package: the parameter, else the train task's value, else the latest version."""
-    if given:
-        return given
-    if from_task:
-        return from_task
-    from mlflow import MlflowClient
-
-    from refarch.runtime.tracking import registered_model_name
-
-    registered = registered_model_name(config, name)
-    try:
-        versions = MlflowClient().search_model_versions(f"name = '{registered}'")
-    except Exception as err:  # registry unreachable or model unknown
-        raise PublishError(f"no ALS model given and none found as '{registered}': {err}") from None
-    if not versions:
-        raise PublishError(f"no ALS model given (als_model_uri) and no version of '{registered}' is registered")
-    latest = max(versions, key=lambda v: int(v.version))
-    return f"models:/{registered}/{latest.version}"
-
-
 def store_settings_to_record(config: Config) -> dict[str, Any]:
     """Where the model will find its store: never a password, only the env var or file holding it."""
     return config.target.serving_store.model_dump()
@@ -150,12 +127,12 @@ def register_model(
     factors: Factors,
     store_version: str,
     *,
-    name: str = "recommender",
+    name: str,
     alias: str = "champion",
     als_model_uri: str | None = None,
     example_user: int | None = None,
 ) -> Published:
-    """Log the pyfunc with its factors, register it, tag the store version and move the alias."""
+    """Log the pyfunc with its factors, register it as `name`, tag the store version and move `alias` to it."""
     import mlflow
     from mlflow import MlflowClient
 

@@ -7,15 +7,12 @@ Per-group splits keep at least one row on each side for every group with two or 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
+from refarch.recommender.settings import SPLIT_METHODS
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
-
-Method = Literal["random", "chronological", "stratified"]
-METHODS: tuple[str, ...] = ("random", "chronological", "stratified")
 
 
 def _check_ratio(ratio: float) -> None:
@@ -30,7 +27,7 @@ def _row_hash(df: DataFrame, seed: int) -> Column:
     return F.xxhash64(F.lit(seed), *[F.col(c) for c in df.columns])
 
 
-def random_split(df: DataFrame, ratio: float = 0.75, seed: int = 42) -> tuple[DataFrame, DataFrame]:
+def random_split(df: DataFrame, ratio: float, seed: int) -> tuple[DataFrame, DataFrame]:
     """Each row goes to train with probability `ratio`, independently of its user."""
     from pyspark.sql import functions as F
 
@@ -56,9 +53,7 @@ def _split_within(df: DataFrame, by: str, ratio: float, order: list[Column]) -> 
     return ranked.filter("_train").select(*cols), ranked.filter(~F.col("_train")).select(*cols)
 
 
-def stratified_split(
-    df: DataFrame, ratio: float = 0.75, seed: int = 42, by: str = "user_id"
-) -> tuple[DataFrame, DataFrame]:
+def stratified_split(df: DataFrame, ratio: float, seed: int, by: str) -> tuple[DataFrame, DataFrame]:
     """Per user (or per item with by='item_id'), a random `ratio` of its rows goes to train."""
     from pyspark.sql import functions as F
 
@@ -68,7 +63,7 @@ def stratified_split(
 
 
 def chronological_split(
-    df: DataFrame, ratio: float = 0.75, by: str = "user_id", time_col: str = "timestamp"
+    df: DataFrame, ratio: float, by: str, time_col: str = "timestamp"
 ) -> tuple[DataFrame, DataFrame]:
     """Per user, the earliest `ratio` of rows go to train and the latest to test (ties by the other columns)."""
     from pyspark.sql import functions as F
@@ -78,25 +73,12 @@ def chronological_split(
     return _split_within(df, by, ratio, order)
 
 
-def split(
-    df: DataFrame, method: str, ratio: float = 0.75, seed: int = 42, by: str = "user_id"
-) -> tuple[DataFrame, DataFrame]:
-    """Dispatch by name (the job parameter)."""
+def split(df: DataFrame, method: str, ratio: float, seed: int, by: str) -> tuple[DataFrame, DataFrame]:
+    """Dispatch by name (`split.method`, or the job parameter `split_method`)."""
     if method == "random":
         return random_split(df, ratio, seed)
     if method == "chronological":
         return chronological_split(df, ratio, by)
     if method == "stratified":
         return stratified_split(df, ratio, seed, by)
-    raise ValueError(f"unknown split method '{method}' (known: {', '.join(METHODS)})")
-
-
-class SplitConf(BaseModel):
-    """conf/recommender.yml `split`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    method: Method = "stratified"
-    ratio: float = Field(0.75, gt=0, lt=1)
-    seed: int = 42
-    by: Literal["user_id", "item_id"] = "user_id"
+    raise ValueError(f"unknown split method '{method}' (known: {', '.join(SPLIT_METHODS)})")

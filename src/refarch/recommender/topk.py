@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from pyspark.ml.recommendation import ALSModel
@@ -26,15 +25,6 @@ log = logging.getLogger(__name__)
 RANKED_SCHEMA = "user_id int, rank int, item_id int, score double"
 SCORES_PER_BLOCK = 8_000_000  # floats per user block (~32 MB): bounds memory per task
 SEEN_ON_DRIVER = 20_000_000  # up to this many seen pairs travel with the tasks instead of a shuffle join
-
-
-class TopKConf(BaseModel):
-    """conf/recommender.yml `topk`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    k: int = Field(10, ge=1, le=1000)
-    popular_n: int = Field(100, ge=1)
 
 
 def top_k_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
