@@ -46,12 +46,14 @@ def run(args: argparse.Namespace, location) -> int:
 
     from refarch.anomaly.intervals import aggregate_intervals
     from refarch.anomaly.score import score_intervals
-    from refarch.anomaly.settings import ModelSettings
+    from refarch.anomaly.settings import Settings
     from refarch.anomaly.train import new_model_version, train_models
     from refarch.datasets.sensors import SensorSpec, generate_hour
     from refarch.runtime import get_spark, load_config
 
-    spark = get_spark(load_config())
+    config = load_config("anomaly")
+    settings = config.settings(Settings).model  # the detector of conf/anomaly.yml (OneClassSVM)
+    spark = get_spark(config)
     spark.conf.set("spark.sql.shuffle.partitions", str(args.partitions))
     groups = args.devices * args.sensors
     spec = SensorSpec(args.devices, args.sensors, step_seconds=60, anomaly_rate=0.1, seed=1)
@@ -71,7 +73,6 @@ def run(args: argparse.Namespace, location) -> int:
         f"({n_train // groups} per model); data prepared in {prep:.1f} s"
     )
 
-    settings = ModelSettings(min_intervals=10)
     version = new_model_version()
     started = time.perf_counter()
     trained = train_models(train_iv, location, settings, "models", version).toPandas()

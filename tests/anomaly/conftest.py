@@ -34,14 +34,23 @@ def location(azurite: AzuriteServer) -> BlobLocation:
     return loc
 
 
+@pytest.fixture(scope="session")
+def conf_settings(refarch_home: Path):
+    """conf/anomaly.yml for the local target, as the notebooks get it."""
+    from refarch.anomaly.settings import Settings
+    from refarch.runtime.config import load_config
+
+    return load_config("anomaly", "local").settings(Settings)
+
+
 @pytest.fixture
-def settings(tmp_path: Path):
-    """Pipeline settings with this test's own tables, landing folder and checkpoint."""
-    from refarch.anomaly.settings import AnomalySettings, IngestSettings, TableNames
+def settings(conf_settings, tmp_path: Path):
+    """The conf's settings with this test's own tables, landing folder and checkpoint."""
+    from refarch.anomaly.settings import TableNames
 
     tag = f"anomaly_t{uuid.uuid4().hex[:8]}"
-    names = {f: f"{tag}_{f}" for f in TableNames.model_fields}
-    return AnomalySettings(
-        tables=TableNames(**names),
-        ingest=IngestSettings(landing_dir=str(tmp_path / "landing"), checkpoint_dir=str(tmp_path / "checkpoints")),
+    ingest = conf_settings.ingest.model_copy(
+        update={"landing_dir": str(tmp_path / "landing"), "checkpoint_dir": str(tmp_path / "checkpoints")}
     )
+    names = TableNames(**{f: f"{tag}_{f}" for f in TableNames.model_fields})
+    return conf_settings.model_copy(update={"tables": names, "ingest": ingest})

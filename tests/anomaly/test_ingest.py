@@ -11,7 +11,7 @@ from refarch.anomaly.ingest import ingest_readings
 from refarch.anomaly.landing import land_generated, land_readings, mirror_new_blobs, newest_landed_hour
 from refarch.datasets.sensors import SensorSpec, read_readings
 
-SPEC = SensorSpec(devices=2, sensors=1, step_seconds=60, anomaly_rate=0.0)  # 120 readings per hour
+SPEC = SensorSpec(devices=2, sensors=1, step_seconds=60, anomaly_rate=0.0, seed=42)  # 120 readings per hour
 HOUR = dt.datetime(2026, 1, 1, 0)
 BAD = (
     b"TS,Device,Sensor,Value\n"
@@ -23,8 +23,7 @@ BAD = (
 
 
 def _ingest(tables, settings, location, run_id):
-    mirror_new_blobs(location.container_client(), settings.blob.raw_prefix, Path(settings.ingest.landing_dir))
-    return ingest_readings(tables, settings, location, run_id)
+    return ingest_readings(tables, settings, location, run_id)  # mirrors the new blobs first (mode: mirror)
 
 
 def test_each_landed_file_is_read_exactly_once(tables, settings, location):
@@ -93,12 +92,10 @@ def test_landing_a_users_file_and_finding_the_newest_hour(location, tmp_path: Pa
 
 def test_on_databricks_auto_loader_reads_the_container_itself(settings):
     from refarch.anomaly.ingest import stream_source
-    from refarch.anomaly.settings import IngestSettings
     from refarch.runtime.blob import BlobLocation
 
-    auto = settings.model_copy(
-        update={"ingest": IngestSettings(mode="autoloader", landing_dir="unused", checkpoint_dir="/Volumes/c/s/v")}
-    )
+    ingest = settings.ingest.model_copy(update={"mode": "autoloader", "checkpoint_dir": "/Volumes/c/s/v"})
+    auto = settings.model_copy(update={"ingest": ingest})
     loc = BlobLocation("refarch", account_url="https://acct.blob.core.windows.net")
     fmt, options, path = stream_source(auto, loc)
     assert (fmt, path) == ("cloudFiles", "abfss://refarch@acct.dfs.core.windows.net/raw/readings")

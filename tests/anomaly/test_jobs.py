@@ -18,7 +18,8 @@ def test_scoring_job_is_hourly_and_paused_outside_prod():
     assert spec["schedule"]["quartz_cron_expression"] == "0 5 * * * ?"
     assert spec["schedule"]["pause_status"] == "${var.pause_status}"
     params = {p["name"]: p["default"] for p in spec["parameters"]}
-    assert params["window_end"] == "" and params["window_hours"] == "1"
+    assert params["window_end"] == "" and params["window_hours"] == ""  # "" = windows.score_hours of the conf
+    assert params["hours"] == "1"  # one new hour per run
     assert [t["task_key"] for t in spec["tasks"]] == ["land", "ingest", "score", "plot_sensor"]
 
 

@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from refarch.anomaly.models import dumps, fit_detector
+from refarch.anomaly.detectors import dumps, fit_detector
 from refarch.anomaly.registry import Manifest, build_manifest, load_manifest, register_model_set
-from refarch.anomaly.settings import ModelSettings
 from refarch.runtime.blob import container_client
 from refarch.runtime.tracking import configure_mlflow
 
@@ -48,9 +47,9 @@ def test_manifest_lists_only_trained_groups():
     assert Manifest.from_json(m.to_json()) == m
 
 
-def test_register_load_and_predict(mlflow_config, azurite):
+def test_register_load_and_predict(mlflow_config, azurite, conf_settings):
     container = container_client(mlflow_config)
-    model = fit_detector(_frame(50, 1), ModelSettings())
+    model = fit_detector(_frame(50, 1), conf_settings.model)
     blob = f"models/dev-1/temp/{uuid.uuid4().hex[:6]}/model.joblib"
     container.upload_blob(blob, dumps(model), overwrite=True)
     manifest = Manifest(

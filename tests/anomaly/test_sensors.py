@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +27,7 @@ HOUR = dt.datetime(2026, 1, 1, 5)
 
 
 def test_an_hour_has_every_series_at_every_step():
-    spec = SensorSpec(devices=3, sensors=2, step_seconds=60, anomaly_rate=0.0)
+    spec = SensorSpec(devices=3, sensors=2, step_seconds=60, anomaly_rate=0.0, seed=42)
     readings, labels = generate_hour(spec, HOUR)
     assert list(readings.columns) == ["TS", "Device", "Sensor", "Value"]
     assert len(readings) == 3 * 2 * 60
@@ -38,7 +39,7 @@ def test_an_hour_has_every_series_at_every_step():
 
 
 def test_normal_values_stay_near_each_sensors_operating_range():
-    spec = SensorSpec(devices=4, sensors=8, step_seconds=30, anomaly_rate=0.0)
+    spec = SensorSpec(devices=4, sensors=8, step_seconds=30, anomaly_rate=0.0, seed=42)
     readings, _ = generate_hour(spec, HOUR)
     for profile in PROFILES:
         values = readings.loc[readings["Sensor"] == profile.name, "Value"]
@@ -83,11 +84,14 @@ def test_injected_anomalies_are_where_the_labels_say():
 
 
 def test_spec_rejects_impossible_sizes():
+    valid = SensorSpec(devices=10, sensors=5, step_seconds=5, anomaly_rate=0.15, seed=42)
     with pytest.raises(ValueError, match="divide an hour"):
-        SensorSpec(step_seconds=7)
+        replace(valid, step_seconds=7)
     with pytest.raises(ValueError, match="at least 1"):
-        SensorSpec(devices=0)
-    assert SensorSpec(sensors=10).sensor_profiles()[8].name == "temperature_2"
+        replace(valid, devices=0)
+    with pytest.raises(ValueError, match=r"within \[0, 1\]"):
+        replace(valid, anomaly_rate=1.5)
+    assert replace(valid, sensors=10).sensor_profiles()[8].name == "temperature_2"
 
 
 def test_loader_accepts_the_references_tag_column_in_any_order(tmp_path: Path):

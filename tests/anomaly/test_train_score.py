@@ -9,9 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from refarch.anomaly.models import loads, model_blob
+from refarch.anomaly.detectors import loads, model_blob
 from refarch.anomaly.score import groups_without_intervals, score_intervals, upload_predictions
-from refarch.anomaly.settings import ModelSettings
 from refarch.anomaly.train import train_models
 from refarch.runtime.blob import BlobLocation
 
@@ -33,15 +32,21 @@ def _normal(device: str, sensor: str, n: int, seed: int, start: dt.datetime = T0
     return rows
 
 
-def _train(spark, location, rows, settings=None, version="v1"):
+def _train(spark, location, rows, model, version="v1"):
     intervals = spark.createDataFrame(rows, SCHEMA)
-    out = train_models(intervals, location, settings or ModelSettings(), "models", version)
+    out = train_models(intervals, location, model, "models", version)
     return out.toPandas().set_index(["device", "sensor"]).sort_index()
 
 
-def test_every_group_gets_its_own_model_or_a_reason(spark, location):
+@pytest.fixture
+def model(conf_settings):
+    """conf/anomaly.yml's detector settings, with what these tests count on pinned."""
+    return conf_settings.model.model_copy(update={"algorithm": "ocsvm", "min_intervals": 10})
+
+
+def test_every_group_gets_its_own_model_or_a_reason(spark, location, model):
     rows = _normal("d1", "temp", 40, 1) + _normal("d2", "temp", 40, 2) + _normal("d3", "temp", 3, 3)
-    groups = _train(spark, location, rows)
+    groups = _train(spark, location, rows, model)
     assert groups["status"].to_dict() == {
         ("d1", "temp"): "ok",
         ("d2", "temp"): "ok",
@@ -57,25 +62,25 @@ def test_every_group_gets_its_own_model_or_a_reason(spark, location):
     assert [name for name, _ in model.steps] == ["standardscaler", "oneclasssvm"]
 
 
-def test_isolation_forest_is_an_option(spark, location):
-    settings = ModelSettings(algorithm="iforest")
-    groups = _train(spark, location, _normal("d1", "temp", 30, 1), settings)
+def test_isolation_forest_is_an_option(spark, location, model):
+    iforest = model.model_copy(update={"algorithm": "iforest"})
+    groups = _train(spark, location, _normal("d1", "temp", 30, 1), iforest)
     assert groups["status"].tolist() == ["ok"]
     model = loads(location.container_client().download_blob(groups["blob"].iat[0]).readall())
     assert [name for name, _ in model.steps] == ["isolationforest"]
 
 
-def test_a_failing_upload_is_that_groups_status(spark, azurite):
+def test_a_failing_upload_is_that_groups_status(spark, azurite, model):
     nowhere = BlobLocation("no-such-container", connection_string=azurite.connection_string)
-    groups = _train(spark, nowhere, _normal("d1", "temp", 20, 1))
+    groups = _train(spark, nowhere, _normal("d1", "temp", 20, 1), model)
     assert groups["status"].tolist() == ["failed"]
     assert "ContainerNotFound" in groups["message"].iat[0] or "does not exist" in groups["message"].iat[0]
     assert groups["blob"].isna().all()
 
 
-def test_scoring_flags_outliers_and_logs_every_group(spark, location):
+def test_scoring_flags_outliers_and_logs_every_group(spark, location, model):
     train_rows = _normal("d1", "temp", 60, 1) + _normal("d2", "temp", 60, 2) + _normal("d9", "temp", 60, 9)
-    groups = _train(spark, location, train_rows, version="v7")
+    groups = _train(spark, location, train_rows, model, version="v7")
     assert (groups["status"] == "ok").all()
     location.container_client().delete_blob("models/d2/temp/v7/model.joblib")  # model lost since training
     manifest = spark.createDataFrame(
@@ -118,11 +123,11 @@ def test_scoring_flags_outliers_and_logs_every_group(spark, location):
 
 
 @pytest.mark.parametrize("bad", [float("nan")])
-def test_groups_with_unusable_intervals_are_too_few(spark, location, bad):
+def test_groups_with_unusable_intervals_are_too_few(spark, location, bad, model):
     rows = [
         (d, s, t, bad if i % 2 else m, sd, lo, hi, c)
         for i, (d, s, t, m, sd, lo, hi, c) in enumerate(_normal("d1", "temp", 12, 1))
     ]
-    groups = _train(spark, location, rows)
+    groups = _train(spark, location, rows, model)
     assert groups["status"].tolist() == ["too_few_intervals"]
     assert groups["message"].iat[0] == "6 usable interval(s), at least 10 needed"

@@ -6,11 +6,22 @@ injected anomaly of the same device and sensor (label start <= last instant and 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
+
+    from refarch.anomaly.settings import TableNames
+    from refarch.runtime.tables import Tables
+
+log = logging.getLogger(__name__)
+
+QUALITY_DDL = (
+    "run_id string, stage string, model_version string, intervals long, true_positives long, "
+    "false_positives long, false_negatives long, precision double, recall double, f1 double"
+)
 
 
 @dataclass(frozen=True)
@@ -84,3 +95,40 @@ def evaluate(predictions: DataFrame, labels: DataFrame, seconds: int) -> Quality
         F.sum((F.col("label") & ~F.col("is_anomaly")).cast("long")).alias("fn"),
     ).first()
     return Quality(int(row["n"]), int(row["tp"] or 0), int(row["fp"] or 0), int(row["fn"] or 0))
+
+
+def record_quality(
+    tables: Tables,
+    names: TableNames,
+    predictions: DataFrame,
+    model_version: str,
+    interval_seconds: int,
+    run_id: str,
+    stage: str,
+) -> Quality | None:
+    """Precision/recall against the labels table, logged to MLflow and the quality table.
+
+    Only generated data has labels: without a labels table nothing is computed (None).
+    """
+    import mlflow
+
+    if not tables.exists(names.labels):
+        log.info("no labels table: precision and recall are not computed (real data)")
+        return None
+    q = evaluate(predictions, tables.read(names.labels), interval_seconds)
+    mlflow.log_metrics({f"{stage}_{k}": v for k, v in q.metrics().items()})
+    row = (
+        run_id,
+        stage,
+        model_version,
+        q.intervals,
+        q.true_positives,
+        q.false_positives,
+        q.false_negatives,
+        q.precision,
+        q.recall,
+        q.f1,
+    )
+    tables.append(tables.spark.createDataFrame([row], QUALITY_DDL), names.quality)
+    log.info("%s quality: precision %.3f, recall %.3f over %d intervals", stage, q.precision, q.recall, q.intervals)
+    return q

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
+from refarch.anomaly.landing import mirror_new_blobs
 from refarch.anomaly.runlog import append_run_log, summary_rows, to_run_log
-from refarch.anomaly.settings import AnomalySettings
+from refarch.anomaly.settings import Settings
 from refarch.runtime.blob import BlobLocation
 from refarch.runtime.quality import TooManyBadRows, split_by_rules
 
@@ -45,7 +46,7 @@ class IngestReport:
     bad_by_reason: dict[str, int] = field(default_factory=dict)
 
 
-def stream_source(settings: AnomalySettings, location: BlobLocation) -> tuple[str, dict[str, str], str]:
+def stream_source(settings: Settings, location: BlobLocation) -> tuple[str, dict[str, str], str]:
     """(format, options, path) of the raw readings stream for the configured ingest mode."""
     csv = {"header": "true", "mode": "PERMISSIVE"}
     if settings.ingest.mode == "mirror":
@@ -102,7 +103,7 @@ def parse_readings(raw: DataFrame) -> tuple[DataFrame, DataFrame]:
 class _BatchWriter:
     """foreachBatch body: parse, enforce the bad-row limit, write readings, quarantine, run log."""
 
-    def __init__(self, tables: Tables, settings: AnomalySettings, run_id: str) -> None:
+    def __init__(self, tables: Tables, settings: Settings, run_id: str) -> None:
         self.tables, self.settings, self.run_id = tables, settings, run_id
         self.report = IngestReport()
 
@@ -175,16 +176,19 @@ def _bad_per_group(bad: DataFrame) -> DataFrame:
 
 def ingest_readings(
     tables: Tables,
-    settings: AnomalySettings,
+    settings: Settings,
     location: BlobLocation,
     run_id: str,
     timeout_seconds: float = 3600,
 ) -> IngestReport:
-    """Read every raw file not read before (available-now trigger) into the readings table."""
+    """Read every raw file not read before (available-now trigger) into the readings table.
+
+    In mirror mode the blobs landed since the last run are first copied into the landing folder.
+    """
     spark = tables.spark
     fmt, options, path = stream_source(settings, location)
     if settings.ingest.mode == "mirror":
-        Path(path).mkdir(parents=True, exist_ok=True)
+        mirror_new_blobs(location.container_client(), settings.blob.raw_prefix, Path(path))
     checkpoint = f"{settings.ingest.checkpoint_dir.rstrip('/')}/readings"
     writer = _BatchWriter(tables, settings, run_id)
     started = time.perf_counter()

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-INTERVAL_COLUMNS = ("device", "sensor", "interval_start", "mean", "std", "min", "max", "count")
+    from refarch.anomaly.settings import TableNames
+    from refarch.runtime.tables import Tables
 
 
 def readings_in_window(readings: DataFrame, start: dt.datetime, end: dt.datetime) -> DataFrame:
@@ -75,3 +76,25 @@ def resolve_window(
         if end != end.replace(minute=0, second=0, microsecond=0):
             raise ValueError(f"window end {end.isoformat()} is not on the hour")
     return end - dt.timedelta(hours=hours), end
+
+
+def window_for(
+    tables: Tables, names: TableNames, window_end: dt.datetime | None, hours: int
+) -> tuple[dt.datetime, dt.datetime]:
+    """`hours` whole hours ending at `window_end`, else at the end of the newest reading's hour."""
+    newest = newest_reading(tables.read(names.readings)) if window_end is None else None
+    return resolve_window(newest, window_end, hours)
+
+
+def starting_within(df: DataFrame, start: dt.datetime, end: dt.datetime, column: str = "interval_start") -> DataFrame:
+    """Rows with start <= column < end."""
+    from pyspark.sql import functions as F
+
+    return df.filter((F.col(column) >= F.lit(start)) & (F.col(column) < F.lit(end)))
+
+
+def write_intervals(tables: Tables, names: TableNames, start: dt.datetime, end: dt.datetime, seconds: int) -> DataFrame:
+    """Aggregate [start, end) into the intervals table (replacing those hours) and return them."""
+    readings = readings_in_window(tables.read(names.readings), start, end)
+    tables.overwrite_partitions(aggregate_intervals(readings, seconds), names.intervals, ["date", "hour"])
+    return starting_within(tables.read(names.intervals), start, end)

@@ -1,4 +1,4 @@
-"""Raw files in Blob storage: land readings there, and mirror newly landed ones for local streaming.
+"""Raw files in Blob storage: land readings there (generated, or a user's file), and mirror new ones.
 
 Readings land as CSV blobs `<raw_prefix>/<date>/<hour>/readings.csv` (generated hours) or
 `<raw_prefix>/upload/<name>/part-NNNNN.csv` (a file someone already has). Ingest streams
@@ -19,10 +19,13 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from refarch.datasets.sensors import SensorSpec, generate_hour, to_csv_bytes
+from refarch.anomaly.settings import BlobPrefixes, GeneratorSettings, LandSettings
+from refarch.datasets.sensors import LABEL_COLUMNS, SensorSpec, generate_hour, load_readings, to_csv_bytes
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
+
+    from refarch.runtime.tables import Tables
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,55 @@ class Landed:
     blobs: list[str]
     readings: int
     labels: pd.DataFrame
+
+    @classmethod
+    def nothing(cls) -> Landed:
+        return cls([], 0, pd.DataFrame(columns=list(LABEL_COLUMNS)))
+
+
+def sensor_spec(generator: GeneratorSettings) -> SensorSpec:
+    """What the generator simulates, from conf (job parameters have already overridden it)."""
+    return SensorSpec(
+        generator.devices, generator.sensors, generator.step_seconds, generator.anomaly_rate, generator.seed
+    )
+
+
+def land(
+    container: ContainerClient,
+    settings: LandSettings,
+    generator: GeneratorSettings,
+    blob: BlobPrefixes,
+    cache_dir: Path,
+    start: dt.datetime | None,
+) -> Landed:
+    """Put raw readings into Blob storage: generated hours (with their labels), a given file, or none.
+
+    Generated data continues after the newest landed hour when `start` is None (from
+    `generator.first_hour` when nothing has landed), so each scheduled run adds the next
+    hour as if devices had sent it.
+    """
+    if settings.source == "none":  # devices land their own files; nothing to add
+        return Landed.nothing()
+    if settings.source != "generated":
+        df = load_readings(settings.source, cache_dir, sha256=settings.sha256)
+        return land_readings(container, df, blob.raw_prefix, Path(settings.source).name)
+    if start is None:
+        newest = newest_landed_hour(container, blob.raw_prefix)
+        start = generator.first_hour if newest is None else newest + dt.timedelta(hours=1)
+    return land_generated(
+        container, sensor_spec(generator), start, generator.hours, blob.raw_prefix, blob.labels_prefix
+    )
+
+
+def write_labels(tables: Tables, table: str, labels: pd.DataFrame) -> None:
+    """The injected anomalies into the labels table, replacing the hours they start in."""
+    from pyspark.sql import functions as F
+
+    df = tables.spark.createDataFrame(labels).select(
+        "Device", "Sensor", "kind", F.col("start").cast("timestamp"), F.col("end").cast("timestamp")
+    )
+    df = df.withColumn("date", F.to_date("start")).withColumn("hour", F.hour("start"))
+    tables.overwrite_partitions(df, table, ["date", "hour"])
 
 
 def hour_blob(prefix: str, hour: dt.datetime, name: str) -> str:
@@ -89,7 +141,7 @@ def land_readings(
         container.upload_blob(blob, to_csv_bytes(part), overwrite=True)
         blobs.append(blob)
     log.info("landed %d readings from %s in %d blobs", len(readings), name, len(blobs))
-    return Landed(blobs, len(readings), pd.DataFrame(columns=["Device", "Sensor", "kind", "start", "end"]))
+    return Landed(blobs, len(readings), Landed.nothing().labels)
 
 
 def newest_landed_hour(container: ContainerClient, raw_prefix: str) -> dt.datetime | None:

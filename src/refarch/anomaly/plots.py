@@ -7,17 +7,16 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from refarch.anomaly.settings import AnomalySettings
-
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from refarch.anomaly.settings import TableNames
     from refarch.runtime.tables import Tables
 
 
 def pick_series(
     tables: Tables,
-    settings: AnomalySettings,
+    names: TableNames,
     start: dt.datetime,
     end: dt.datetime,
     device: str | None,
@@ -28,7 +27,7 @@ def pick_series(
 
     if device and sensor:
         return device, sensor
-    preds = tables.read(settings.tables.predictions).filter(
+    preds = tables.read(names.predictions).filter(
         (F.col("interval_start") >= F.lit(start)) & (F.col("interval_start") < F.lit(end))
     )
     if device:
@@ -47,12 +46,12 @@ def pick_series(
 
 
 def series_frames(
-    tables: Tables, settings: AnomalySettings, device: str, sensor: str, start: dt.datetime, end: dt.datetime
+    tables: Tables, names: TableNames, device: str, sensor: str, start: dt.datetime, end: dt.datetime
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(readings, predictions, labels) of one series in [start, end) as pandas frames."""
     from pyspark.sql import functions as F
 
-    t = settings.tables
+    t = names
 
     def window(df, col):
         return df.filter((F.col(col) >= F.lit(start)) & (F.col(col) < F.lit(end)))
@@ -81,7 +80,7 @@ def plot_series(
     predictions: pd.DataFrame,
     labels: pd.DataFrame,
     title: str,
-    interval_seconds: int = 60,
+    interval_seconds: int,
 ) -> Figure:
     """Readings as a line; flagged intervals shaded red; injected anomalies as grey bands below."""
     from matplotlib.figure import Figure

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import mlflow
 import pandas as pd
 
-from refarch.anomaly.models import loads, score_detector
+from refarch.anomaly.detectors import loads, score_detector
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

@@ -8,6 +8,7 @@ the window are found on the driver and logged as `no_intervals`.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
 import time
@@ -16,11 +17,17 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from refarch.anomaly.models import loads, score_detector
+from refarch.anomaly.detectors import loads, score_detector
+from refarch.anomaly.evaluate import Quality, record_quality
+from refarch.anomaly.runlog import append_run_log, summary_rows, to_run_log
 from refarch.runtime.blob import BlobLocation
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
+
+    from refarch.anomaly.registry import Manifest
+    from refarch.anomaly.settings import Settings
+    from refarch.runtime.tables import Tables
 
 log = logging.getLogger(__name__)
 
@@ -187,3 +194,86 @@ def upload_predictions(predictions: DataFrame, location: BlobLocation, prefix: s
 
     hourly = predictions.withColumn("date", F.to_date("interval_start")).withColumn("hour", F.hour("interval_start"))
     return hourly.groupBy("date", "hour").applyInPandas(upload, "blob string, rows long")
+
+
+@dataclass
+class ScoreResult:
+    window: tuple[dt.datetime, dt.datetime]
+    model_version: str
+    groups: pd.DataFrame  # the run log rows of this run's groups
+    predictions: int
+    flagged: int
+    blobs: list[str]
+    seconds: float
+    quality: Quality | None
+
+    @property
+    def models_per_second(self) -> float:
+        scored = int((self.groups["status"] == "ok").sum())
+        return scored / self.seconds if self.seconds else 0.0
+
+
+def score_window(
+    tables: Tables,
+    settings: Settings,
+    intervals: DataFrame,
+    manifest: Manifest,
+    location: BlobLocation,
+    window: tuple[dt.datetime, dt.datetime],
+    run_id: str,
+) -> ScoreResult:
+    """Score the window's intervals with the model set; predictions to the table and to Blob storage.
+
+    Runs inside an active MLflow run; every group's status goes to the run log.
+    """
+    import mlflow
+    from pyspark.sql import functions as F
+
+    start, end = window
+    spark = tables.spark
+    models = manifest.frame(spark)
+    started = time.perf_counter()
+    scored = score_intervals(intervals, models, location, manifest.features)
+    try:
+        predictions = scored.predictions.withColumn("date", F.to_date("interval_start")).withColumn(
+            "hour", F.hour("interval_start")
+        )
+        tables.overwrite_partitions(predictions, settings.tables.predictions, ["date", "hour"])
+        written = upload_predictions(scored.predictions, location, settings.blob.predictions_prefix).collect()
+        seconds = time.perf_counter() - started
+        group_log = scored.group_log.unionByName(groups_without_intervals(intervals, models))
+        groups = group_log.toPandas()
+        append_run_log(tables, settings.tables.run_log, to_run_log(group_log, run_id, "score"))
+        counts = scored.predictions.agg(
+            F.count("*").alias("n"), F.sum(F.col("is_anomaly").cast("long")).alias("flagged")
+        ).first()
+        quality = record_quality(
+            tables, settings.tables, scored.predictions, manifest.version, manifest.interval_seconds, run_id, "score"
+        )
+    finally:
+        scored.unpersist()
+    n, flagged = int(counts["n"]), int(counts["flagged"] or 0)
+    by_status = groups["status"].value_counts().to_dict()
+    mlflow.log_params(
+        {"window_start": start.isoformat(), "window_end": end.isoformat(), "model_version": manifest.version}
+    )
+    mlflow.log_metrics(
+        {
+            "predictions": float(n),
+            "flagged": float(flagged),
+            "score_seconds": seconds,
+            **{f"groups_{k}": float(v) for k, v in by_status.items()},
+        }
+    )
+    summary = {
+        "status": "ok",
+        "rows": n,
+        "seconds": seconds,
+        "model_version": manifest.version,
+        "message": f"window [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}): {flagged} of {n} interval(s) flagged; "
+        + ", ".join(f"{v} {k}" for k, v in sorted(by_status.items())),
+    }
+    append_run_log(tables, settings.tables.run_log, summary_rows(spark, run_id, "score", [summary]))
+    return ScoreResult(
+        (start, end), manifest.version, groups, n, flagged, [r["blob"] for r in written], seconds, quality
+    )

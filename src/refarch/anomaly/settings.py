@@ -1,74 +1,96 @@
-"""The pipeline's settings from `conf/anomaly.yml`, validated once (errors name file and key)."""
+"""The settings of the whole `conf/anomaly.yml` (after its `targets:` block is merged for the target).
+
+The values live once, in conf: these models hold no defaults, only the shape and the
+constraints, so a missing or misspelt key fails at bootstrap naming the file and the key.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import datetime as dt
+from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, StringConstraints, field_validator
 
-from refarch.runtime.config import Config
+from refarch.runtime import Strict
+from refarch.runtime.params import TABLE_NAME
 
-FEATURES = ("mean", "std", "min", "max", "count")
+FEATURES = ("mean", "std", "min", "max", "count")  # what an interval offers a detector
+Algorithm = Literal["ocsvm", "iforest"]
+ALGORITHMS: tuple[str, ...] = get_args(Algorithm)
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TableNames(_Strict):
-    readings: str = "anomaly_readings"
-    quarantine: str = "anomaly_quarantine"
-    labels: str = "anomaly_labels"
-    intervals: str = "anomaly_intervals"
-    predictions: str = "anomaly_predictions"
-    run_log: str = "anomaly_run_log"
-    quality: str = "anomaly_quality"
+TableName = Annotated[str, StringConstraints(pattern=TABLE_NAME.pattern)]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")]
 
 
-class BlobPrefixes(_Strict):
-    raw_prefix: str = "raw/readings"
-    labels_prefix: str = "raw/labels"
-    models_prefix: str = "models"
-    predictions_prefix: str = "predictions"
+def _divides_an_hour(seconds: int) -> int:
+    if 3600 % seconds:
+        raise ValueError("must divide an hour (e.g. 30, 60, 300, 900)")
+    return seconds
 
 
-class IngestSettings(_Strict):
-    mode: Literal["mirror", "autoloader"] = "mirror"
+class TableNames(Strict):
+    readings: TableName
+    quarantine: TableName
+    labels: TableName
+    intervals: TableName
+    predictions: TableName
+    run_log: TableName
+    quality: TableName
+
+
+class BlobPrefixes(Strict):
+    raw_prefix: str
+    labels_prefix: str
+    models_prefix: str
+    predictions_prefix: str
+
+
+class LandSettings(Strict):
+    """Where 01_land takes readings from: `generated`, `none`, or a file path / http(s) URL."""
+
+    source: str = Field(min_length=1)
+    sha256: Sha256 | None
+
+
+class IngestSettings(Strict):
+    mode: Literal["mirror", "autoloader"]
     landing_dir: str
     checkpoint_dir: str
-    source_url: str | None = None
-    max_bad_share: float = Field(0.05, ge=0, le=1)
+    source_url: str | None
+    max_bad_share: float = Field(ge=0, le=1)
 
 
-class IntervalSettings(_Strict):
-    seconds: int = Field(60, ge=1, le=3600)
+class IntervalSettings(Strict):
+    seconds: int = Field(ge=1, le=3600)
 
-    @field_validator("seconds")
-    @classmethod
-    def _divides_hour(cls, v: int) -> int:
-        if 3600 % v:
-            raise ValueError("must divide an hour (e.g. 30, 60, 300, 900)")
-        return v
+    _hour = field_validator("seconds")(_divides_an_hour)
 
 
-class OcsvmSettings(_Strict):
-    nu: float = Field(0.01, gt=0, le=1)
-    gamma: str | float = 0.05
-    kernel: Literal["rbf", "linear", "poly", "sigmoid"] = "rbf"
+class WindowSettings(Strict):
+    """Window lengths in hours, each ending at the job's `window_end` (or the newest reading's hour)."""
+
+    train_hours: int = Field(ge=1, le=24 * 90)
+    score_hours: int = Field(ge=1, le=24 * 7)
 
 
-class IforestSettings(_Strict):
-    n_estimators: int = Field(100, ge=1)
-    contamination: float | Literal["auto"] = 0.02
-    random_state: int = 0
+class OcsvmSettings(Strict):
+    nu: float = Field(gt=0, le=1)
+    gamma: str | float
+    kernel: Literal["rbf", "linear", "poly", "sigmoid"]
 
 
-class ModelSettings(_Strict):
-    algorithm: Literal["ocsvm", "iforest"] = "ocsvm"
-    features: tuple[str, ...] = FEATURES
-    min_intervals: int = Field(10, ge=2)
-    ocsvm: OcsvmSettings = Field(default_factory=OcsvmSettings)
-    iforest: IforestSettings = Field(default_factory=IforestSettings)
+class IforestSettings(Strict):
+    n_estimators: int = Field(ge=1)
+    contamination: float | Literal["auto"]
+    random_state: int
+
+
+class ModelSettings(Strict):
+    algorithm: Algorithm
+    features: tuple[str, ...]
+    min_intervals: int = Field(ge=2)
+    ocsvm: OcsvmSettings
+    iforest: IforestSettings
 
     @field_validator("features")
     @classmethod
@@ -79,28 +101,32 @@ class ModelSettings(_Strict):
         return v
 
 
-class RegistrySettings(_Strict):
-    alias: str = "champion"
+class RegistrySettings(Strict):
+    model_name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    alias: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class GeneratorSettings(_Strict):
-    devices: int = Field(10, ge=1)
-    sensors: int = Field(5, ge=1)
-    step_seconds: int = Field(5, ge=1, le=3600)
-    anomaly_rate: float = Field(0.15, ge=0, le=1)
-    seed: int = 42
+class GeneratorSettings(Strict):
+    devices: int = Field(ge=1, le=100_000)
+    sensors: int = Field(ge=1, le=64)
+    step_seconds: int = Field(ge=1, le=3600)
+    anomaly_rate: float = Field(ge=0, le=1)
+    seed: int
+    hours: int = Field(ge=1, le=24 * 31)
+    first_hour: dt.datetime
+
+    _step = field_validator("step_seconds")(_divides_an_hour)
 
 
-class AnomalySettings(_Strict):
-    tables: TableNames = Field(default_factory=TableNames)
-    blob: BlobPrefixes = Field(default_factory=BlobPrefixes)
+class Settings(Strict):
+    """The root model of conf/anomaly.yml."""
+
+    tables: TableNames
+    blob: BlobPrefixes
+    land: LandSettings
     ingest: IngestSettings
-    intervals: IntervalSettings = Field(default_factory=IntervalSettings)
-    model: ModelSettings = Field(default_factory=ModelSettings)
-    registry: RegistrySettings = Field(default_factory=RegistrySettings)
-    generator: GeneratorSettings = Field(default_factory=GeneratorSettings)
-
-
-def load_settings(config: Config) -> AnomalySettings:
-    """`conf/anomaly.yml` (with its per-target overrides) as typed settings."""
-    return config.section(AnomalySettings)
+    intervals: IntervalSettings
+    windows: WindowSettings
+    model: ModelSettings
+    registry: RegistrySettings
+    generator: GeneratorSettings

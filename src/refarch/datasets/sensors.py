@@ -150,13 +150,16 @@ PROFILES: tuple[SensorProfile, ...] = (
 
 @dataclass(frozen=True)
 class SensorSpec:
-    """What to generate: D devices × S sensors, one reading every `step_seconds`."""
+    """What to generate: D devices × S sensors, one reading every `step_seconds`.
 
-    devices: int = 10
-    sensors: int = 5
-    step_seconds: int = 5
-    anomaly_rate: float = 0.15  # expected anomalies per series and hour
-    seed: int = 42
+    No defaults: the anomaly pipeline's values live in conf/anomaly.yml (`generator`).
+    """
+
+    devices: int
+    sensors: int
+    step_seconds: int
+    anomaly_rate: float  # expected anomalies per series and hour
+    seed: int
 
     def __post_init__(self) -> None:
         if self.devices < 1 or self.sensors < 1:
