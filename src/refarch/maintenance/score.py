@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING
 
-from refarch.maintenance import CLASSES
+from refarch.maintenance.labels import CLASSES
 from refarch.maintenance.registry import CHAMPION
 
 if TYPE_CHECKING:
