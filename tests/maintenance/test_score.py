@@ -99,3 +99,12 @@ def test_one_vs_rest_scores_get_probabilities_too(spark, features_df):
     assert all(sum(r[f"prob_{c}"] for c in CLASSES) == pytest.approx(1.0) for r in rows)
     assert all(max((r[f"prob_{c}"], c) for c in CLASSES)[1] == r.predicted_component for r in rows)
 
+
+def test_a_class_missing_from_training_scores_with_probability_zero(spark, features_df):
+    """A short history where comp4 never failed: the model knows four classes, scoring still fills five."""
+    model = fit(features_df.where("label != 'comp4'"), train_settings(num_trees=5, max_depth=4), SPEC)
+    rows = score(model, features_df, "x").collect()
+    assert {r.prob_comp4 for r in rows} == {0.0}
+    assert all(sum(r[f"prob_{c}"] for c in CLASSES) == pytest.approx(1.0) for r in rows)
+    assert "comp4" not in {r.predicted_component for r in rows}
+    assert len(rows) == features_df.count()
