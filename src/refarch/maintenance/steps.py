@@ -66,7 +66,7 @@ def raw_files(
 
     Nothing here needs Spark, so a wrong folder fails in a second, naming `source_dir`.
     """
-    cache = config.home / "datasets"
+    cache = Path(config.target.paths.datasets)
     if dataset == "generated":
         if source_dir:
             raise ParameterError("parameter 'source_dir' only applies to the public datasets (pdm100, pdm1000)")
