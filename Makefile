@@ -15,7 +15,7 @@ APT_PACKAGES := $(if $(shell command -v java),,openjdk-17-jre-headless) \
                 $(if $(shell command -v npm),,nodejs npm)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup system-deps node-deps python-deps run test lint bench validate clean
+.PHONY: setup system-deps node-deps python-deps run job-args test lint bench validate clean
 
 setup: system-deps node-deps python-deps
 
@@ -40,10 +40,19 @@ $(STAMP): setup.py
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# The scoring job scores the day before its trigger on Databricks; the generated data is 2015.
+ARGS_maintenance_scoring := --param to_date=2016-01-01 --param days=31
+
 run: setup
 	@set -e; for job in $(JOBS); do \
-	  if [ -f jobs/$$job.job.yml ]; then echo "== refarch job run $$job"; $(BIN)/refarch job run $$job; fi; \
+	  if [ -f jobs/$$job.job.yml ]; then \
+	    args="$$(make -s --no-print-directory job-args JOB=$$job)"; \
+	    echo "== refarch job run $$job $$args"; $(BIN)/refarch job run $$job $$args; \
+	  fi; \
 	done
+
+job-args:
+	@echo $(ARGS_$(JOB))
 
 test: setup
 	$(BIN)/ruff check --quiet src tests benchmarks

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from refarch.datasets import maintenance as pdm
+from refarch.jobs.check import JobParameterError
 from refarch.jobs.runner import run_job
 from refarch.maintenance import params, steps
 from refarch.maintenance.labels import CLASSES
@@ -28,6 +29,7 @@ TRAINING = {
     "features_table": "job_maintenance_features",
 }
 SCORING = {
+    "days": "",
     "start_date": "2015-03-20",
     "to_date": "2015-04-01",
     "table_prefix": PREFIX,
@@ -56,7 +58,7 @@ def test_training_from_the_users_folder_then_scoring(spark, tables, config, refa
     folder, frames = user_files
     result = run_job("maintenance_training", {**TRAINING, "source_dir": str(folder)})
     assert result.ok, result.summary()
-    assert [t.task_key for t in result.tasks] == ["ingest", "features", "train"]
+    assert [t.task_key for t in result.tasks] == ["check_parameters", "ingest", "features", "train"]
 
     # every row of the user's five files is in its raw table; nothing was downloaded or cached
     for kind in pdm.KINDS:
@@ -127,16 +129,17 @@ def _run_explore_notebooks() -> None:
 @pytest.mark.slow
 def test_bad_parameters_fail_before_any_work(tmp_path):
     result = run_job("maintenance_scoring", {**SCORING, "to_date": "2015-03-01"})
-    assert not result.ok
-    assert "parameter 'to_date'" in result.tasks[0].error
-    assert result.tasks[1].status == "SKIPPED"
-    bad_date = run_job("maintenance_training", {**TRAINING, "start_date": "2015-02-30"})
-    assert "parameter 'start_date': '2015-02-30' is not a valid date" in bad_date.tasks[0].error
+    tasks = {t.task_key: t for t in result.tasks}
+    assert not result.ok and tasks["check_parameters"].status == "SUCCESS"
+    assert "parameter 'to_date'" in tasks["features"].error  # an empty range: checked before Spark starts
+    assert tasks["score"].status == "SKIPPED"
+    with pytest.raises(JobParameterError, match="parameter 'start_date': '2015-02-30' is not a valid date"):
+        run_job("maintenance_training", {**TRAINING, "start_date": "2015-02-30"})
 
     # a folder without the five files fails the ingest once (no retry), naming the parameter
     (tmp_path / "PdM_telemetry.csv").write_text("datetime,machineID,volt,rotate,pressure,vibration\n")
     no_files = run_job("maintenance_training", {**TRAINING, "source_dir": str(tmp_path)})
-    ingest = no_files.tasks[0]
+    ingest = no_files.tasks[1]
     assert (ingest.status, ingest.attempts) == ("FAILED", 1)
     assert "parameter 'source_dir'" in ingest.error and "no errors file" in ingest.error
-    assert [t.status for t in no_files.tasks[1:]] == ["SKIPPED", "SKIPPED"]
+    assert [t.status for t in no_files.tasks[2:]] == ["SKIPPED", "SKIPPED"]

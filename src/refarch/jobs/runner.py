@@ -23,7 +23,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from refarch.jobs.bundle import JobDef, load_bundle
+from refarch.jobs.bundle import UNRESOLVED, JobDef, load_bundle
 from refarch.jobs.check import check_job_parameters
 from refarch.jobs.notebook_exec import NotebookError, run_notebook
 from refarch.runtime.notebook import LocalRunContext, NotebookExit, local_run
@@ -95,6 +95,27 @@ def job_parameters(spec: Mapping[str, Any], given: Mapping[str, str]) -> dict[st
     return {**declared, **given}
 
 
+def dynamic_references(job: JobDef, values: Mapping[str, str], run_id: str) -> dict[str, str]:
+    """The `{{...}}` dynamic value references of a local run, as a manual run on Databricks has them."""
+    start = dt.datetime.now(dt.timezone.utc)
+    return {
+        "job.id": job.key,
+        "job.name": str(job.spec.get("name", job.key)),
+        "job.run_id": run_id,
+        "job.start_time.iso_date": start.date().isoformat(),
+        "job.start_time.iso_datetime": start.isoformat(timespec="seconds"),
+        "job.trigger.time.iso_date": start.date().isoformat(),
+        "job.trigger.time.iso_datetime": start.isoformat(timespec="seconds"),
+        "job.trigger.type": "manual",
+        **{f"job.parameters.{k}": v for k, v in values.items()},
+    }
+
+
+def resolve_dynamic(values: Mapping[str, str], refs: Mapping[str, str]) -> dict[str, str]:
+    """Job parameter values with their `{{...}}` references filled in (unknown ones kept as written)."""
+    return {k: _DYNAMIC.sub(lambda m: refs.get(m.group(1), m.group(0)), v) for k, v in values.items()}
+
+
 def _dynamic(value: str, refs: Mapping[str, str], where: str) -> str:
     def sub(m: re.Match[str]) -> str:
         key = m.group(1)
@@ -132,8 +153,13 @@ def _cluster_env(job: dict[str, Any], task: dict[str, Any]) -> dict[str, str]:
     cluster = task.get("new_cluster")
     if key:
         cluster = next((c["new_cluster"] for c in job.get("job_clusters", []) if c["job_cluster_key"] == key), None)
-    env = (cluster or {}).get("spark_env_vars", {}) or {}
-    return {k: str(v) for k, v in env.items()}
+    env = {k: str(v) for k, v in ((cluster or {}).get("spark_env_vars", {}) or {}).items()}
+    # secrets and resource ids exist only in a workspace; the workspace's catalog and schema are not ours
+    return {
+        k: v
+        for k, v in env.items()
+        if "{{secrets/" not in v and UNRESOLVED not in v and k not in ("REFARCH_CATALOG", "REFARCH_SCHEMA")
+    }
 
 
 class _Env:
@@ -202,19 +228,10 @@ def run_job(
     values = job_parameters(spec, params or {})
     tasks = {t["task_key"]: t for t in spec.get("tasks", [])}
     order = _task_order(list(tasks.values()), job.key)
-    start = dt.datetime.now(dt.timezone.utc)
     run_id = uuid.uuid4().hex[:12]
-    refs = {
-        "job.id": job.key,
-        "job.name": str(spec.get("name", job.key)),
-        "job.run_id": run_id,
-        "job.start_time.iso_date": start.date().isoformat(),
-        "job.start_time.iso_datetime": start.isoformat(timespec="seconds"),
-        "job.trigger.time.iso_date": start.date().isoformat(),
-        "job.trigger.time.iso_datetime": start.isoformat(timespec="seconds"),
-        "job.trigger.type": "manual",
-        **{f"job.parameters.{k}": v for k, v in values.items()},
-    }
+    refs = dynamic_references(job, values, run_id)
+    values = resolve_dynamic(values, refs)  # a default such as {{job.trigger.time.iso_date}}
+    refs.update({f"job.parameters.{k}": v for k, v in values.items()})
     check_job_parameters(
         job, values, bundle.root, bundle.target, resolve=lambda v: _DYNAMIC.sub(lambda m: refs.get(m.group(1), ""), v)
     )

@@ -51,6 +51,18 @@ def check_range(start: dt.date, end: dt.date, start_name: str = "start_date", en
         raise ParameterError(f"parameter '{end_name}': {end} must be after {start_name} {start}")
 
 
+def date_range(start: dt.date, end: dt.date, days: int | None) -> tuple[dt.date, dt.date]:
+    """[start, end), or the `days` days just before `end` when `days` is given (a scheduled run).
+
+    The daily scoring job passes to_date = the trigger's date and days = 1: it scores the day
+    that just ended, whatever day the schedule fires.
+    """
+    if days is not None:
+        start = end - dt.timedelta(days=days)
+    check_range(start, end)
+    return start, end
+
+
 def model_name(config: Config, settings: Settings) -> str:
     """The registered model's name on this target (three-part on Unity Catalog)."""
     return registered_model_name(config, settings.model_name)
