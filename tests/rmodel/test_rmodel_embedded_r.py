@@ -144,3 +144,15 @@ def test_an_r_error_is_a_python_error_and_r_keeps_serving(picky_rds, embedded_pi
     with pytest.raises(RError, match=r"could not find|cannot open"):
         RPredictor("/no/such/model.rds", kinds={"x": "number"}, factors={}, packages=[], predict_args={}, max_rows=1)
     assert time.monotonic() - start < 30
+
+
+def test_starting_r_leaves_the_library_path_of_later_programs_alone(tmp_path):
+    """rpy2 prepends R's library folders to $LD_LIBRARY_PATH: a later Python would load the system's libpython."""
+    import os
+    import subprocess
+    import sys
+
+    embedded_r()
+    assert "/usr/lib/R/lib" not in os.environ.get("LD_LIBRARY_PATH", "")
+    child = subprocess.run([sys.executable, "-c", "import ssl; print('ok')"], capture_output=True, text=True)
+    assert child.stdout.strip() == "ok", child.stderr[-2000:]

@@ -16,6 +16,7 @@ failure is never another's.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import warnings
@@ -134,6 +135,10 @@ class EmbeddedR:
 
         callbacks.consolewrite_print = lambda text: log.info("R: %s", text.rstrip())
         callbacks.consolewrite_warnerror = lambda text: log.warning("R: %s", text.rstrip())
+        # rpy2 prepends R's library folders (/usr/lib/x86_64-linux-gnu among them) to $LD_LIBRARY_PATH
+        # of this process, too late to matter here but inherited by every program it starts later: a
+        # Python of another build would load the system's libpython. Put it back once R runs.
+        saved = os.environ.get("LD_LIBRARY_PATH")
         import rpy2.rinterface as ri
 
         with warnings.catch_warnings():
@@ -141,6 +146,10 @@ class EmbeddedR:
             # leaves the server's own SIGINT/SIGTERM handlers in place (which is why it is done so)
             warnings.filterwarnings("ignore", message="R is not initialized by the main thread")
             ri.initr_simple()
+        if saved is None:
+            os.environ.pop("LD_LIBRARY_PATH", None)
+        else:
+            os.environ["LD_LIBRARY_PATH"] = saved
         self.ri = ri
         self.helpers = ri.baseenv["eval"](ri.parse(_HELPERS))
         version = ri.baseenv["eval"](ri.parse("R.version.string"))[0]
