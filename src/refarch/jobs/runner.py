@@ -2,7 +2,9 @@
 
 Tasks run in `depends_on` order in this process, sharing one Spark session; notebook
 tasks get their `base_parameters` plus the job parameters as widget values; retries
-follow `max_retries`; a failure stops the tasks that depend on it and is named.
+follow `max_retries`; a failure stops the tasks that depend on it and is named. R notebooks
+(Databricks source format, `.r`) run with Rscript (refarch.jobs.r_notebook); base parameters
+may refer to an earlier task's values, `{{tasks.<task>.values.<key>}}`, as on Databricks.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from typing import Any
 from refarch.jobs.bundle import UNRESOLVED, JobDef, load_bundle
 from refarch.jobs.check import check_job_parameters
 from refarch.jobs.notebook_exec import NotebookError, run_notebook
+from refarch.jobs.r_notebook import is_r_notebook, run_r_notebook
 from refarch.runtime.notebook import LocalRunContext, NotebookExit, local_run
-from refarch.runtime.params import ParameterError
+from refarch.runtime.params import ParameterError, to_text
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +123,21 @@ def _dynamic(value: str, refs: Mapping[str, str], where: str) -> str:
     def sub(m: re.Match[str]) -> str:
         key = m.group(1)
         if key not in refs:
+            if key.startswith("tasks."):
+                raise JobError(f"{where}: {{{{{key}}}}}: no such task value was set by an upstream task of this run")
             raise JobError(f"{where}: unknown dynamic value reference {{{{{key}}}}}")
         return refs[key]
 
     return _DYNAMIC.sub(sub, value)
+
+
+def task_value_refs(task_values: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """`tasks.<task>.values.<key>` for every value set so far in this run (as widget text)."""
+    return {
+        f"tasks.{task}.values.{key}": to_text(value)
+        for task, values in task_values.items()
+        for key, value in values.items()
+    }
 
 
 def _task_order(tasks: list[dict[str, Any]], job: str) -> list[str]:
@@ -302,9 +316,13 @@ def _execute(
         path = (job.folder / nb["notebook_path"]).resolve()
         if path.suffix != ".ipynb" and not path.exists():
             path = path.with_name(path.name + ".ipynb")
+        refs = {**refs, **task_value_refs(task_values)}
         base = {k: _dynamic(str(v), refs, where) for k, v in (nb.get("base_parameters") or {}).items()}
         widgets = {**base, **job_params}  # job parameters win, as on Databricks
         log.info("task %s: notebook %s with %s", key, path.name, widgets)
+        if is_r_notebook(path):
+            timeout = task.get("timeout_seconds")
+            return run_r_notebook(path, widgets, timeout=float(timeout) if timeout else None)
         try:
             with local_run(LocalRunContext(parameters=widgets, task_key=key, task_values=task_values)):
                 run_notebook(path)
