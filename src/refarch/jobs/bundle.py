@@ -166,6 +166,8 @@ def load_bundle(
     }
     context["workspace"]["root_path"] = resolve(root_path, context, "workspace.root_path")
     context["workspace"]["file_path"] = resolve(file_path, context, "workspace.file_path")
+    values = {k: resolve(v, context, f"variables.{k}") for k, v in values.items()}  # e.g. ${workspace.*}
+    context["var"] = values
     files = [root / "databricks.yml", *included_files(root, config)]
     raw: dict[str, Any] = {}
     sources: dict[tuple[str, str], Path] = {}
