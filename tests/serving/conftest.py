@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -184,3 +185,52 @@ def tiny_recommender(tmp_path_factory: pytest.TempPathFactory, tracking_uri: str
             pip_requirements=["mlflow"],
         )
     return {"uri": info.model_uri, "store_path": store_path, "version": version}
+
+
+class OwnRedis:
+    """A redis-server of one test's own, to kill (SIGKILL) or freeze (SIGSTOP) without harming the others."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.password = "own-redis-secret"
+        self.cmd = [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        self.cmd += ["--save", "", "--appendonly", "no", "--requirepass", self.password, "--dir", str(folder)]
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def settings(self) -> dict:
+        return {"kind": "redis", "host": "127.0.0.1", "port": self.port, "password_env": "OWN_REDIS_PASSWORD"}
+
+    def start(self) -> None:
+        import redis
+
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password)
+        try:
+            for _ in range(200):
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError:
+                    time.sleep(0.025)
+            pytest.fail("redis-server did not start within 5 s")
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture()
+def own_redis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[OwnRedis]:
+    """A started OwnRedis; its password is in $OWN_REDIS_PASSWORD (the `settings` point there)."""
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed (apt-get install -y redis-server)")
+    server = OwnRedis(tmp_path)
+    monkeypatch.setenv("OWN_REDIS_PASSWORD", server.password)
+    server.start()
+    yield server
+    server.stop()
