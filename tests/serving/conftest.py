@@ -86,6 +86,8 @@ def redis_client(redis_server: dict) -> Iterator:
 class ServerThread:
     """uvicorn serving an app on a free loopback port, in a thread of the test process.
 
+    uvicorn gets what `refarch serve` gives it (the limited protocol, keep-alive, ...) for the
+    app's own settings, except the logging config: the test process' logging stays as pytest set it.
     `with ServerThread(app)` waits until /ready answers 200 (wait=False: until it answers at all).
     """
 
@@ -94,10 +96,13 @@ class ServerThread:
 
         import uvicorn
 
+        from refarch.serving.cli import uvicorn_options
+
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.wait = wait
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=True)
+        options = {**uvicorn_options(app.state.refarch.settings, in_process=True), "log_config": None}
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -50,6 +50,11 @@ class Metrics:
             "Inputs scored by the model",
             registry=self.registry,
         )
+        self.circuit_openings = Counter(
+            "refarch_store_circuit_openings",
+            "Times the store's circuit breaker opened (the store failing: 503s without calling it)",
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:

@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field, create_model
 
 from refarch.serving.loader import ServedModel
+from refarch.serving.settings import ServeSettings
 
 REF = "#/components/schemas/{model}"
 
@@ -34,8 +35,9 @@ def _error(description: str) -> dict[str, Any]:
     }
 
 
-def invocations_operation(max_body_bytes: int, auth: bool) -> dict[str, Any]:
+def invocations_operation(settings: ServeSettings, auth: bool) -> dict[str, Any]:
     """`POST /invocations` before the model is known: its errors, and its key if auth is on."""
+    retry_after = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}}
     operation: dict[str, Any] = {
         "summary": "score a batch of inputs",
         "operationId": "invocations",
@@ -44,8 +46,16 @@ def invocations_operation(max_body_bytes: int, auth: bool) -> dict[str, Any]:
             "400": _error("bad JSON, wrong types, unknown fields, values out of range"),
             "401": _error("missing or invalid API key"),
             "405": _error("any method but POST"),
-            "413": _error(f"body over {max_body_bytes} bytes"),
-            "503": _error("model not loaded yet, or its store unavailable"),
+            "408": _error(
+                f"headers not in within {settings.limits.head_timeout_s:g} s, "
+                f"or body within {settings.limits.body_timeout_s:g} s"
+            ),
+            "413": _error(f"body over {settings.max_body_bytes} bytes"),
+            "431": _error(
+                f"request line and headers over {settings.limits.max_header_bytes} bytes, "
+                f"or more than {settings.limits.max_headers} headers"
+            ),
+            "503": {**_error("model not loaded yet, or its store unavailable"), "headers": retry_after},
         },
     }
     if auth:
@@ -53,7 +63,7 @@ def invocations_operation(max_body_bytes: int, auth: bool) -> dict[str, Any]:
     return operation
 
 
-def build_openapi(app: Any, model: ServedModel | None, max_body_bytes: int, auth: bool) -> dict[str, Any]:
+def build_openapi(app: Any, model: ServedModel | None, settings: ServeSettings, auth: bool) -> dict[str, Any]:
     """The whole document; with `model`, the request and response bodies of /invocations too."""
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     components = schema.setdefault("components", {})
@@ -62,7 +72,7 @@ def build_openapi(app: Any, model: ServedModel | None, max_body_bytes: int, auth
     errors = ErrorResponse.model_json_schema(ref_template=REF)
     schemas.update(errors.pop("$defs", {}))
     schemas["ErrorResponse"] = errors
-    post = invocations_operation(max_body_bytes, auth)
+    post = invocations_operation(settings, auth)
     schema.setdefault("paths", {})["/invocations"] = {"post": post}
     if model is not None:
         _add_model_schemas(schemas, post, model)

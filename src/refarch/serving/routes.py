@@ -6,10 +6,10 @@ a request body (only `/invocations` takes one, see `refarch.serving.invocations`
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -24,6 +24,7 @@ _STATUS_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed
 
 @router.get("/health", summary="liveness: the process answers (and its model did not fail to load)")
 async def health(request: Request) -> Response:
+    """Never touches the store: a store outage must not make the orchestrator restart healthy pods."""
     state = request.app.state.refarch
     if state.load_error is not None:
         return JSONResponse({"status": "failed", "reason": state.load_error}, status_code=503)
@@ -32,17 +33,31 @@ async def health(request: Request) -> Response:
 
 @router.get("/ready", summary="readiness: model loaded and its store reachable")
 async def ready(request: Request) -> Response:
+    """Within the store timeout; the reason never names the store's host, port or path (no auth here)."""
     state = request.app.state.refarch
     model = state.model
     if model is None:
         status = "failed" if state.load_error else "loading"
         return JSONResponse({"status": status, "reason": state.load_error}, status_code=503)
-    if model.ready_check is not None:
-        try:
-            await run_in_threadpool(model.ready_check)
-        except Exception as err:
-            return JSONResponse({"status": "unavailable", "reason": str(err)[:300]}, status_code=503)
+    if state.breaker.is_open:
+        return _unavailable("store failing; probing it in the background")
+    try:
+        await state.check_store()
+    except Exception as err:
+        log.info("not ready: %s: %s", type(err).__name__, str(err)[:300])
+        return _unavailable(f"store {_reason(err)}")
     return JSONResponse({"status": "ready", "model": model.uri, "loaded_at": state.loaded_at})
+
+
+def _reason(err: Exception) -> str:
+    reason = getattr(err, "reason", None)
+    if isinstance(reason, str):
+        return reason  # the store's own short, safe reason (StoreError.reason)
+    return "timed out" if isinstance(err, (TimeoutError, asyncio.TimeoutError)) else "unavailable"
+
+
+def _unavailable(reason: str) -> Response:
+    return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
@@ -52,8 +67,9 @@ async def prometheus(request: Request) -> Response:
 
 
 async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
-    """404, 405, ... in the JSON error shape."""
-    return error_response(exc.status_code, _STATUS_CODES.get(exc.status_code, "http_error"), str(exc.detail))
+    """404, 405 (with its Allow header), ... in the JSON error shape."""
+    code = _STATUS_CODES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
 
 async def unexpected(_: Request, exc: Exception) -> Response:  # pragma: no cover - last resort
