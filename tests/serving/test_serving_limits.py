@@ -72,6 +72,17 @@ def test_a_connection_that_sends_nothing_is_closed_after_the_head_timeout(server
     assert LIMITS.head_timeout_s <= seconds < LIMITS.head_timeout_s + 1.0
 
 
+def test_a_limit_is_logged_once_per_worker(server, caplog, monkeypatch):
+    from refarch.serving import logs
+
+    monkeypatch.setattr(logs, "_logged", set())
+    with caplog.at_level(logging.WARNING, logger="refarch.serving.protocol"):
+        for _ in range(3):
+            assert exchange(server, b"NOT HTTP\r\n\r\n")[0] == 400
+    lines = [r.getMessage() for r in caplog.records if r.name == "refarch.serving.protocol"]
+    assert len(lines) == 1 and "bad_request" in lines[0] and "logged once per worker" in lines[0], lines
+
+
 def test_headers_sent_slowly_are_cut_off(server):
     status, _, body, seconds, closed = exchange(server, b"POST /invocations HTTP/1.1\r\nHost: test\r\n")
     assert (status, error_code(body), closed) == (408, "head_timeout", True)
