@@ -10,8 +10,9 @@ cycle and adds, per worker (`ConnectionLimits`):
   first byte, and one for the body once the headers are in: 408, then the connection closes.
   One timer per worker sweeps the deadlines (every 0.25 s), so a request costs a clock read,
   not timers;
-- caps on header bytes and header lines, counted from httptools' callbacks (and on the bytes
-  still buffered for an unfinished head): 431, then the connection closes.
+- caps on header bytes and header lines: 431, then the connection closes. The bytes received
+  while a head is unfinished are counted, so a head never grows past the cap by more than one
+  read; a complete head is measured only when the chunks that carried it were over the cap.
 
 Every answer of its own, and the parser's 400, has the app's JSON error shape, and each kind
 is logged once per worker.
@@ -62,8 +63,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         # until the sweeper sees the body complete and drops it
         self.deadline: float | None = None
         self.deadline_body = False
-        self.head_received = 0  # bytes received since the head began, parsed or still buffered
-        self.head_parsed = 0  # bytes of the request line and the headers parsed so far
+        self.head_received = 0  # bytes received since the head began (a whole chunk: maybe some body too)
         self.refused = False
         self.rejection: tuple[int, str, str] | None = None
 
@@ -106,32 +106,21 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self.head_received > self.max_header_bytes and (self.cycle is None or not self.cycle.more_body):
             self._answer_and_close(*self._head_too_large())  # a header line still being buffered
 
-    # parser callbacks: on_url and on_header repeat uvicorn's two-line bodies instead of calling
-    # them, as they run for every header of every request
-    def on_url(self, url: bytes) -> None:
-        self.url += url
-        self.head_parsed += len(url)
-        if self.head_parsed > self.max_header_bytes:
-            self.rejection = self._head_too_large()
-            raise _LimitHit
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        name = name.lower()
-        if name == b"expect" and value.lower() == b"100-continue":
-            self.expect_100_continue = True
-        self.headers.append((name, value))
-        self.head_parsed += len(name) + len(value) + 4  # the byte cap also bounds the count until the head is in
-        if self.head_parsed > self.max_header_bytes:
-            self.rejection = self._head_too_large()
-            raise _LimitHit
-
+    # parser callbacks
     def on_headers_complete(self) -> None:
         if len(self.headers) > self.max_headers:
             self.rejection = (431, "too_many_headers", f"more than {self.max_headers} header lines")
             raise _LimitHit
-        self.head_received = self.head_parsed = 0
+        # the head came in chunks totalling fewer bytes than the cap, or is measured now (rarely)
+        if self.head_received > self.max_header_bytes and self._head_bytes() > self.max_header_bytes:
+            self.rejection = self._head_too_large()
+            raise _LimitHit
+        self.head_received = 0
         self.deadline, self.deadline_body = self.loop.time() + self.body_timeout, True
         super().on_headers_complete()
+
+    def _head_bytes(self) -> int:
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
     # limits
     def _head_too_large(self) -> tuple[int, str, str]:
