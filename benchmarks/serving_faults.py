@@ -197,7 +197,7 @@ async def run_scenario(name: str, port: int, redis: Redis, args: argparse.Namesp
     trace = Trace()
     until = time.monotonic() + args.warmup + args.outage + args.after
     clients = [
-        asyncio.create_task(_client(port, _post(1 + i * 37 % 1900), until, trace.requests))
+        asyncio.create_task(_client(port, _post(1 + i * 37 % 1900), until, trace.requests, pause=args.pause))
         for i in range(args.connections)
     ]
     health = b"GET /health HTTP/1.1\r\nHost: bench\r\n\r\n"
@@ -305,6 +305,9 @@ def main() -> int:
     parser.add_argument("--scenarios", default="kill,stop", help="comma-separated: kill, stop")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--pause", type=float, default=0.0, help="seconds each connection waits between requests (0: closed loop)"
+    )
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load before the fault")
     parser.add_argument("--outage", type=float, default=3.0, help="seconds Redis stays down")
     parser.add_argument("--after", type=float, default=3.0, help="seconds of load after Redis is back")
