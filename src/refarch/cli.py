@@ -70,6 +70,11 @@ def _doctor(args: argparse.Namespace) -> int:
     return run_doctor(args.target, parse_vars(args.var), timeout=args.timeout)
 
 
+def _needs_serving_extra(missing: str | None) -> int:
+    sys.stderr.write(f"refarch serve needs the serving extra ({missing} is missing): pip install 'refarch[serving]'\n")
+    return 2
+
+
 def _serve(args: argparse.Namespace) -> int:
     from refarch.serving.cli import run
 
@@ -108,16 +113,23 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(func=_doctor)
 
     serve = sub.add_parser("serve", help="serve an MLflow pyfunc model over HTTP")
-    from refarch.serving.cli import add_arguments
-
-    add_arguments(serve)
-    serve.set_defaults(func=_serve)
+    try:
+        from refarch.serving.cli import add_arguments
+    except ImportError as err:  # the `serving` extra is not installed (a job cluster): the rest still works
+        missing = err.name
+        serve.set_defaults(func=lambda _: _needs_serving_extra(missing), takes_anything=True)
+    else:
+        add_arguments(serve)
+        serve.set_defaults(func=_serve)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "takes_anything", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, KeyError) as err:

@@ -9,7 +9,8 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from refarch.rmodel.model import RModel, cpu_count, default_workers, save_r_model
+from refarch.rmodel.model import RModel, save_r_model
+from refarch.serving.workers import cpu_count, default_workers
 
 
 def test_the_logged_model_predicts_what_r_predicts(tiny_model, tiny_ranger):
@@ -28,7 +29,11 @@ def test_the_model_lists_its_r_packages_and_says_it_embeds_r(tiny_model, tiny_ra
     local = Path(mlflow.artifacts.download_artifacts(tiny_model["uri"]))
     assert (local / "artifacts" / "r_packages.txt").read_text() == f"ranger=={tiny_ranger['ranger']}\n"
     info = mlflow.models.get_model_info(tiny_model["uri"])
-    assert info.metadata == {"refarch_runtime": "r", "r_packages": {"ranger": tiny_ranger["ranger"]}}
+    assert info.metadata == {
+        "refarch_runtime": "r",
+        "refarch_serve_workers": "per_core",
+        "r_packages": {"ranger": tiny_ranger["ranger"]},
+    }
     requirements = (local / "requirements.txt").read_text()
     assert "rpy2==" in requirements and "pydantic==" in requirements
     assert (local / "code" / "refarch" / "rmodel" / "embedded_r.py").is_file()
@@ -43,8 +48,8 @@ def test_one_worker_per_core_for_r_models_only(tiny_model, tracking):
 
     with mlflow.start_run():
         plain = mlflow.pyfunc.log_model(name="plain", python_model=Plain(), pip_requirements=["mlflow"]).model_uri
-    assert default_workers(plain) is None
-    assert default_workers("models:/no_such_model@champion") is None
+    assert default_workers(plain) == 1
+    assert default_workers("models:/no_such_model@champion") == 1
 
 
 def test_the_model_predicts_in_a_python_without_refarch(tmp_path, tiny_ranger, rmodel_settings, python_without_refarch):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -85,6 +86,8 @@ def redis_client(redis_server: dict) -> Iterator:
 class ServerThread:
     """uvicorn serving an app on a free loopback port, in a thread of the test process.
 
+    uvicorn gets what `refarch serve` gives it (the limited protocol, keep-alive, ...) for the
+    app's own settings, except the logging config: the test process' logging stays as pytest set it.
     `with ServerThread(app)` waits until /ready answers 200 (wait=False: until it answers at all).
     """
 
@@ -93,10 +96,13 @@ class ServerThread:
 
         import uvicorn
 
+        from refarch.serving.cli import uvicorn_options
+
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.wait = wait
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=True)
+        options = {**uvicorn_options(app.state.refarch.settings, in_process=True), "log_config": None}
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -184,3 +190,52 @@ def tiny_recommender(tmp_path_factory: pytest.TempPathFactory, tracking_uri: str
             pip_requirements=["mlflow"],
         )
     return {"uri": info.model_uri, "store_path": store_path, "version": version}
+
+
+class OwnRedis:
+    """A redis-server of one test's own, to kill (SIGKILL) or freeze (SIGSTOP) without harming the others."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.password = "own-redis-secret"
+        self.cmd = [shutil.which("redis-server") or "redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        self.cmd += ["--save", "", "--appendonly", "no", "--requirepass", self.password, "--dir", str(folder)]
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def settings(self) -> dict:
+        return {"kind": "redis", "host": "127.0.0.1", "port": self.port, "password_env": "OWN_REDIS_PASSWORD"}
+
+    def start(self) -> None:
+        import redis
+
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password)
+        try:
+            for _ in range(200):
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError:
+                    time.sleep(0.025)
+            pytest.fail("redis-server did not start within 5 s")
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture()
+def own_redis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[OwnRedis]:
+    """A started OwnRedis; its password is in $OWN_REDIS_PASSWORD (the `settings` point there)."""
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed (apt-get install -y redis-server)")
+    server = OwnRedis(tmp_path)
+    monkeypatch.setenv("OWN_REDIS_PASSWORD", server.password)
+    server.start()
+    yield server
+    server.stop()

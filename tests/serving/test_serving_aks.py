@@ -123,3 +123,53 @@ def test_cli_accepts_the_deployment_arguments():
     entry = yaml.safe_load(re.search(r"^ENTRYPOINT (\[.*\])$", (AKS / "Dockerfile").read_text(), re.M).group(1))
     args = parser.parse_args(entry[2:] + container["args"])
     assert (args.model, args.host, args.port, args.workers) == ("/opt/refarch/model", "0.0.0.0", 8080, 2)
+
+
+def _deployed_settings():
+    """The ServeSettings the Deployment runs with: the image's entrypoint plus the container's args."""
+    import argparse
+
+    from refarch.serving.cli import add_arguments, settings_from_args
+
+    (container,) = by_kind("Deployment")["spec"]["template"]["spec"]["containers"]
+    entry = yaml.safe_load(re.search(r"^ENTRYPOINT (\[.*\])$", (AKS / "Dockerfile").read_text(), re.M).group(1))
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return settings_from_args(parser.parse_args(entry[2:] + container["args"]))
+
+
+def _nginx_size(value: str) -> int:
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    return int(value[:-1]) * units[value[-1].lower()] if value[-1].lower() in units else int(value)
+
+
+# ingress-nginx defaults the Ingress does not override (controller-wide settings)
+NGINX_HEADER_BYTES = 1024 + 4 * 8192  # client_header_buffer_size + large_client_header_buffers
+NGINX_UPSTREAM_KEEPALIVE_S = 60  # upstream-keepalive-timeout
+
+
+def test_ingress_limits_match_the_app():
+    settings = _deployed_settings()
+    notes = by_kind("Ingress")["metadata"]["annotations"]
+    nginx = {k.removeprefix("nginx.ingress.kubernetes.io/"): v for k, v in notes.items() if k.startswith("nginx.")}
+    # the same body cap, and whole bodies buffered at the ingress: a slow body never reaches a worker
+    assert _nginx_size(nginx["proxy-body-size"]) == settings.max_body_bytes
+    assert _nginx_size(nginx["client-body-buffer-size"]) == settings.max_body_bytes
+    assert nginx["proxy-request-buffering"] == "on"
+    assert int(nginx["proxy-send-timeout"]) <= settings.limits.body_timeout_s
+    # NGINX waits for an answer longer than a store call may take, and connects quickly
+    assert settings.store.timeout_ms / 1000 < int(nginx["proxy-read-timeout"]) <= 10
+    assert int(nginx["proxy-connect-timeout"]) <= 5
+    # one client address cannot hold more connections than a worker accepts
+    assert int(nginx["limit-connections"]) <= settings.limits.max_connections
+    # what NGINX forwards fits the app's header cap; NGINX, not the app, closes idle pooled connections
+    assert settings.limits.max_header_bytes > NGINX_HEADER_BYTES
+    assert settings.limits.keep_alive_s > NGINX_UPSTREAM_KEEPALIVE_S
+
+
+def test_probes_fit_the_app_timeouts():
+    """/health never waits on the store and /ready within the store timeout: both well inside the probe timeouts."""
+    settings = _deployed_settings()
+    (container,) = by_kind("Deployment")["spec"]["template"]["spec"]["containers"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["timeoutSeconds"] >= 10 * settings.store.timeout_ms / 1000

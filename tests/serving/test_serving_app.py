@@ -9,6 +9,7 @@ import pytest
 
 from refarch.serving.app import create_app
 from refarch.serving.auth import ApiKeys
+from refarch.serving.settings import ServeSettings
 
 KEY = "k3y-for-tests-0123456789"
 OTHER = "second-key-abcdefghijklmnop"
@@ -16,7 +17,8 @@ OTHER = "second-key-abcdefghijklmnop"
 
 @pytest.fixture(scope="module")
 def server(tiny_recommender, server_thread):
-    app = create_app(tiny_recommender["uri"], api_keys=ApiKeys([KEY, OTHER]), max_batch=5, max_body_bytes=2000)
+    settings = ServeSettings(max_batch=5, max_body_bytes=2000)
+    app = create_app(tiny_recommender["uri"], api_keys=ApiKeys([KEY, OTHER]), settings=settings)
     with server_thread(app) as srv:
         yield srv
 
@@ -85,6 +87,18 @@ def test_bad_input_is_a_400_with_a_json_body(server, body, code, where):
     assert error["code"] == code
     if where:
         assert error["message"].startswith(where + ":")
+
+
+def test_integer_valued_numbers_are_integers(server):
+    """JSON Schema's integer: 2.0 is one, 2.5 and "2" are not."""
+    r = post(server, {"inputs": [{"user_id": 1.0, "k": 2.0}, {"user_id": 0.0, "k": 1}]})
+    assert r.status_code == 200, r.text
+    first, second = r.json()["predictions"]
+    assert (first["user_id"], first["k"], [i["item_id"] for i in first["items"]]) == (1, 2, [11, 10])
+    assert (second["user_id"], second["fallback"]) == (0, True)
+    for bad in ({"user_id": 1, "k": 2.5}, {"user_id": 1, "k": "2"}, {"user_id": 1, "k": 0.0}, {"user_id": 1e30}):
+        r = post(server, {"inputs": [bad]})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request", (bad, r.text)
 
 
 def test_too_large_body_is_413(server):
@@ -190,6 +204,12 @@ def test_served_from_redis_and_a_redis_outage(tiny_recommender, redis_server, re
     monkeypatch.setenv("REFARCH_STORE_PORT", "1")  # nothing listens there
     with server_thread(create_app(tiny_recommender["uri"], api_keys=ApiKeys([KEY])), wait=False) as srv:
         r = srv.wait_for("/ready", lambda r: r.json()["status"] != "loading")
+        assert (r.status_code, r.json()) == (503, {"status": "unavailable", "reason": "store unreachable"})
+        answers = [post(srv, {"inputs": [{"user_id": 1}]}) for _ in range(6)]
+        assert [a.status_code for a in answers] == [503] * 6
+        assert all(a.headers["retry-after"] == "1" for a in answers)
+        # five failures opened the circuit: /ready says so at once, and still names no host or port
+        r = httpx.get(srv.url + "/ready")
         assert (r.status_code, r.json()["status"]) == (503, "unavailable")
-        assert post(srv, {"inputs": [{"user_id": 1}]}).status_code == 503
+        assert redis_server["host"] not in r.text and ":1" not in r.text
     store.close()

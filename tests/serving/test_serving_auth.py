@@ -45,6 +45,8 @@ def test_mounted_file_rotates_without_restart(tmp_path):
 def test_parse_and_header_forms():
     assert parse_keys(" a-key , b-key \n\n#c\n") == ["a-key", "b-key"]
     assert presented_key({"x-api-key": "k1"}) == "k1"
+    assert presented_key({"x-api-key": " k1 \t"}) == "k1"  # as the Bearer form: surrounding whitespace ignored
+    assert presented_key({"x-api-key": "  ", "authorization": "Bearer k3"}) == "k3"
     assert presented_key({"authorization": "Bearer  k2 "}) == "k2"
     assert presented_key({"authorization": "Basic abc"}) is None
     assert presented_key({}) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -82,9 +83,36 @@ def test_two_workers_share_metrics_and_stop_cleanly(tiny_recommender, tracking_u
             # every scrape (whichever worker answers) sums the samples of both processes
             counts = {_requests_200(client.get("/metrics").text) for _ in range(6)}
             assert counts == {30.0}
+            refused = httpx.post(
+                url + "/invocations", json={"inputs": []}, headers={"X-API-Key": "wrong-" + KEY, "X-Request-ID": "r-1"}
+            )
+            assert (refused.status_code, refused.headers["x-request-id"]) == (401, "r-1")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         out = proc.communicate(timeout=30)[0].decode()
     assert proc.returncode == 0, out[-2000:]
     assert "Finished server process" in out
     assert KEY not in out
+    # every worker logs JSON lines with time and level; the app's own INFO lines are there, with request ids
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    loaded = [line for line in lines if line["message"].startswith(f"model {tiny_recommender['uri']} loaded")]
+    assert len(loaded) == 2 and all(line["level"] == "INFO" for line in loaded)
+    (rejected,) = [line for line in lines if "missing or invalid API key" in line["message"]]
+    assert rejected["request_id"] == "r-1"
+
+
+def test_the_cli_works_without_the_serving_extra():
+    """A job cluster installs the core wheel only: every command but serve must still run."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; sys.modules['prometheus_client'] = None; sys.modules['fastapi'] = None\n"
+        "from refarch.cli import main\n"
+        "assert main(['job', 'list']) == 0\n"
+        "sys.exit(main(['serve', '--model', 'models:/x@champion']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    assert "refarch serve needs the serving extra (prometheus_client is missing)" in done.stderr

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +16,7 @@ from refarch.recommender.store import (
     SqliteStore,
     StoreError,
     open_store,
+    portable_settings,
     store_settings,
 )
 
@@ -160,3 +164,54 @@ def test_redis_password_from_a_secret_file(redis_server, redis_client, tmp_path)
     with pytest.raises(StoreError, match="redis"):
         bad.ping()
     bad.close()
+
+
+def test_get_many_answers_each_user_from_one_version(store):
+    version = store.publish(lists(3, tag=1), popular_items=[7, 8], popular_scores=[2.0, 1.0])
+    got = store.get_many([3, 99, 1])
+    assert [(g.version, g.items, g.fallback) for g in got] == [
+        (version, [1030, 1031, 1032], False),
+        (version, [7, 8], True),
+        (version, [1010, 1011, 1012], False),
+    ]
+    assert asyncio.run(store.get_many_async([1], timeout=1.0))[0].items == [1010, 1011, 1012]
+    asyncio.run(store.ping_async(timeout=1.0))
+
+
+def _timed(coro_factory, timeout: float) -> tuple[float, StoreError]:
+    started = time.monotonic()
+    with pytest.raises(StoreError) as caught:
+        asyncio.run(coro_factory(timeout))
+    return time.monotonic() - started, caught.value
+
+
+def test_async_reads_of_a_frozen_or_killed_redis_fail_within_the_timeout(own_redis):
+    """SIGSTOP: connections open, nothing answers. SIGKILL: nothing listens. Neither waits past the timeout."""
+    store = open_store(own_redis.settings)
+    store.publish(lists(2, tag=1), [7], [1.0])
+    assert asyncio.run(store.get_many_async([1, 2], timeout=1.0))[1].items == [1020, 1021, 1022]
+    own_redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        seconds, err = _timed(lambda t: store.get_many_async([1], t), 0.05)
+        assert err.reason == "timed out" and seconds < 0.5
+        seconds, err = _timed(store.ping_async, 0.05)
+        assert err.reason == "timed out" and seconds < 0.5
+    finally:
+        own_redis.proc.send_signal(signal.SIGCONT)
+    own_redis.proc.kill()
+    own_redis.proc.wait(timeout=10)
+    seconds, err = _timed(lambda t: store.get_many_async([1], t), 0.05)
+    assert err.reason in ("unreachable", "timed out") and seconds < 0.5
+    assert str(own_redis.port) not in err.reason
+    store.close()
+
+
+def test_a_store_path_under_the_home_is_recorded_relative_to_it(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    recorded = portable_settings({"kind": "sqlite", "path": str(home / "serving.db")}, home)
+    assert recorded["path"] == "{home}/serving.db"
+    elsewhere = portable_settings({"kind": "sqlite", "path": "/data/serving.db"}, home)
+    assert elsewhere["path"] == "/data/serving.db"
+    copy = tmp_path / "copied-home"
+    monkeypatch.setenv("REFARCH_HOME", str(copy))
+    assert store_settings(recorded)["path"] == str(copy.resolve() / "serving.db")

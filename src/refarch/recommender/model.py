@@ -5,6 +5,9 @@ validated by pydantic, no pandas round trip). A known user gets the precomputed 
 unknown user gets the popular list, marked `fallback`; a k deeper than the precomputed
 lists is computed from the ALS factors packaged with the model (seen items removed).
 The model reads whichever version the store's pointer names, and says which in the answer.
+
+A scoring app calls `predict_async` and `check_ready_async`, which read the store without
+blocking the event loop and give up after the app's timeout (see `refarch.serving`).
 """
 
 from __future__ import annotations
@@ -151,16 +154,26 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         return self._store
 
     def check_ready(self) -> None:
-        """Raise unless the store answers and serves a version (the app's /ready calls this)."""
+        """Raise unless the store answers and serves a version."""
         self.store.ping()
+
+    async def check_ready_async(self, timeout: float) -> None:
+        """`check_ready` for a scoring app's event loop, bounded by `timeout` seconds."""
+        await self.store.ping_async(timeout)
 
     def predict(
         self, model_input: list[RecommendationRequest], params: dict[str, Any] | None = None
     ) -> list[Recommendation]:
-        return [self._recommend(r.user_id, r.k) for r in model_input]
+        stored = self.store.get_many([r.user_id for r in model_input])
+        return [self._recommend(r.user_id, r.k, s) for r, s in zip(model_input, stored, strict=True)]
 
-    def _recommend(self, user_id: int, k: int) -> Recommendation:
-        stored = self.store.get(user_id)
+    async def predict_async(self, model_input: list[RecommendationRequest], timeout: float) -> list[Recommendation]:
+        """`predict` for a scoring app's event loop: one store round trip, StoreError after `timeout` seconds."""
+        store, users = self.store, [r.user_id for r in model_input]
+        stored = store.get_many(users) if store.reads_inline else await store.get_many_async(users, timeout)
+        return [self._recommend(r.user_id, r.k, s) for r, s in zip(model_input, stored, strict=True)]
+
+    def _recommend(self, user_id: int, k: int, stored: UserList) -> Recommendation:
         if stored.fallback:
             items, scores = self._popular(stored, k)
             source = "popular"

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from refarch.recommender.model import FACTORS_ARTIFACT, MAX_K, Factors, RecommenderModel
-from refarch.recommender.store import RecommendationStore
+from refarch.recommender.store import RecommendationStore, portable_settings
 
 if TYPE_CHECKING:
     from pyspark.ml.recommendation import ALSModel
@@ -118,8 +118,11 @@ def factors_from_als(als: ALSModel, seen: DataFrame) -> Factors:
 
 
 def store_settings_to_record(config: Config) -> dict[str, Any]:
-    """Where the model will find its store: never a password, only the env var or file holding it."""
-    return config.target.serving_store.model_dump()
+    """Where the model will find its store: never a password, only the env var or file holding it.
+
+    A store path under the refarch home is recorded as `{home}/...`, resolved where the model loads.
+    """
+    return portable_settings(config.target.serving_store.model_dump(), config.home)
 
 
 def register_model(

@@ -7,19 +7,25 @@ older versions are removed. A reader resolves the pointer and the user's list in
 atomic step (one SQL statement, one Lua script), so it sees the old set or the new one,
 never a mix; a publish that fails half way removes its partial version and the old one
 keeps serving.
+
+A scoring app reads through `get_many_async`: on Redis an asyncio client without retries,
+bounded by the caller's timeout, so a store outage never blocks the event loop; SQLite reads
+a local file from the page cache in microseconds, inline (a thread hop would cost more).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import sqlite3
+import sys
 import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,9 +42,17 @@ STORE_ENV_PREFIX = "REFARCH_STORE_"
 
 
 class StoreError(RuntimeError):
-    """The store is unreachable, misconfigured, or has nothing published yet."""
+    """The store is unreachable, misconfigured, or has nothing published yet.
+
+    `reason` is short and safe to show to anyone (no host, port or path): "unreachable",
+    "timed out", "nothing published yet", ...; the message, for the log, may say more.
+    """
 
     http_status = 503  # a scoring app answers "unavailable, retry", not "server bug"
+
+    def __init__(self, message: str, reason: str = "unavailable") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -92,9 +106,27 @@ Row = tuple[int, Sequence[int], Sequence[float]]
 class RecommendationStore(ABC):
     """Key-value store of per-user lists, published atomically under versions."""
 
+    reads_inline = False  # True: get_many never waits on a network, an event loop may call it directly
+
     @abstractmethod
     def get(self, user_id: int) -> UserList:
         """The user's list, or the popular list marked `fallback`; StoreError if nothing is published."""
+
+    def get_many(self, user_ids: Sequence[int]) -> list[UserList]:
+        """`get` for each user, in order."""
+        return [self.get(u) for u in user_ids]
+
+    async def get_many_async(self, user_ids: Sequence[int], timeout: float) -> list[UserList]:
+        """`get_many` for an event loop, failing with StoreError("timed out") after `timeout` seconds.
+
+        This default reads inline: right for an embedded store (SQLite) whose reads come from
+        the page cache in microseconds. A networked store overrides it with an async client.
+        """
+        return self.get_many(user_ids)
+
+    async def ping_async(self, timeout: float) -> None:
+        """`ping` for an event loop, bounded by `timeout` seconds (see `get_many_async`)."""
+        self.ping()
 
     @abstractmethod
     def current_version(self) -> str | None: ...
@@ -192,6 +224,8 @@ WHERE p.name = 'current'
 class SqliteStore(RecommendationStore):
     """One SQLite file in WAL mode: readers never block the publisher, nor the publisher them."""
 
+    reads_inline = True  # a local file read from the page cache in microseconds
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -215,7 +249,7 @@ class SqliteStore(RecommendationStore):
     def get(self, user_id: int) -> UserList:
         row = self._conn.execute(_SQLITE_GET, (int(user_id),)).fetchone()
         if row is None:
-            raise StoreError(f"nothing published in {self.path}")
+            raise StoreError(f"nothing published in {self.path}", reason="nothing published yet")
         version, payload, popular = row
         if payload is not None:
             return decode_list(payload, version, fallback=False)
@@ -233,9 +267,9 @@ class SqliteStore(RecommendationStore):
         try:
             version = self.current_version()
         except sqlite3.Error as err:
-            raise StoreError(f"serving store {self.path}: {err}") from None
+            raise StoreError(f"serving store {self.path}: {err}", reason="unreadable") from None
         if version is None:
-            raise StoreError(f"serving store {self.path}: nothing published yet")
+            raise StoreError(f"serving store {self.path}: nothing published yet", reason="nothing published yet")
 
     def _write_version(self, version: str, rows: Iterable[Row], popular: bytes, batch_size: int) -> tuple[int, int]:
         conn = self._connect()
@@ -291,15 +325,23 @@ class SqliteStore(RecommendationStore):
 
 # ---- Redis ----------------------------------------------------------------------------
 
-# Pointer and list in one server-side step. Keys are built from the pointer's value, which
-# is fine on a single-shard cache (Azure Cache for Redis Basic/Standard/Premium non-clustered).
-_REDIS_GET = """
+# The pointer and the lists of a whole batch in one server-side step, so one batch reads one
+# version. Keys are built from the pointer's value, which is fine on a single-shard cache
+# (Azure Cache for Redis Basic/Standard/Premium non-clustered). Answers
+# {version, popular or false, list of user 1 or false, ...}; popular only if a user is unknown.
+_REDIS_GET_MANY = """
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
 local key = ARGV[1] .. v
-local p = redis.call('HGET', key, ARGV[2])
-if p then return {v, p, 0} end
-return {v, redis.call('HGET', key, ARGV[3]), 1}
+local out = {v, false}
+local unknown = false
+for i = 3, #ARGV do
+  local p = redis.call('HGET', key, ARGV[i])
+  out[i] = p
+  if not p then unknown = true end
+end
+if unknown then out[2] = redis.call('HGET', key, ARGV[2]) end
+return out
 """
 
 # Flip only to a version whose lists are complete (its meta key is written last).
@@ -310,14 +352,55 @@ return 1
 """
 
 
-class RedisStore(RecommendationStore):
-    """Lists of a version in one hash `<prefix>lists:<version>`; the pointer in `<prefix>current`."""
+if sys.version_info >= (3, 11):
 
-    def __init__(self, client: Any, prefix: str = "refarch:recommender:") -> None:
+    async def _within(call: Awaitable[Any], timeout: float) -> Any:
+        async with asyncio.timeout(timeout):  # no extra task, unlike wait_for before 3.12
+            return await call
+
+else:  # pragma: no cover - Python 3.10
+    _within = asyncio.wait_for
+
+
+def _redis_error(err: Exception) -> StoreError:
+    """A StoreError whose reason says what happened without saying where."""
+    import redis
+
+    if isinstance(err, (asyncio.TimeoutError, redis.TimeoutError)):
+        reason = "timed out"
+    elif isinstance(err, (redis.ConnectionError, OSError)):
+        reason = "unreachable"
+    else:
+        reason = "store error"
+    return StoreError(f"serving store (redis): {type(err).__name__}: {err}", reason=reason)
+
+
+class RedisStore(RecommendationStore):
+    """Lists of a version in one hash `<prefix>lists:<version>`; the pointer in `<prefix>current`.
+
+    `client` (redis.Redis) publishes and serves blocking callers; `async_client()` makes a
+    redis.asyncio.Redis (no retries) for the event loop of a scoring app, one per loop: an
+    asyncio client's connections belong to the loop that opened them.
+    """
+
+    def __init__(
+        self, client: Any, prefix: str = "refarch:recommender:", async_client: Callable[[], Any] | None = None
+    ) -> None:
         self.client = client
+        self.async_client = async_client
         self.prefix = prefix
-        self._get = client.register_script(_REDIS_GET)
+        self._get_many = client.register_script(_REDIS_GET_MANY)
         self._flip_script = client.register_script(_REDIS_FLIP)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._get_many_async: Any = None
+
+    def _async_script(self) -> Any:
+        """The read script on this event loop's client (made on first use in a loop)."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._get_many_async = self.async_client().register_script(_REDIS_GET_MANY)  # type: ignore[misc]
+            self._loop = loop
+        return self._get_many_async
 
     def _lists_key(self, version: str) -> str:
         return f"{self.prefix}lists:{version}"
@@ -329,19 +412,58 @@ class RedisStore(RecommendationStore):
     def _pointer(self) -> str:
         return f"{self.prefix}current"
 
+    def _script_args(self, user_ids: Sequence[int]) -> dict[str, list[Any]]:
+        return {"keys": [self._pointer], "args": [f"{self.prefix}lists:", POPULAR_FIELD, *(int(u) for u in user_ids)]}
+
+    @staticmethod
+    def _decode(found: Any, n: int) -> list[UserList]:
+        if not found:
+            raise StoreError("serving store (redis): nothing published yet", reason="nothing published yet")
+        version, popular, *payloads = found
+        version = version.decode()
+        if len(payloads) != n or (popular is None and any(p is None for p in payloads)):
+            raise StoreError(f"serving store (redis): version {version!r} has no lists", reason="incomplete version")
+        return [
+            decode_list(p, version, fallback=False) if p is not None else decode_list(popular, version, fallback=True)
+            for p in payloads
+        ]
+
     def get(self, user_id: int) -> UserList:
+        return self.get_many([user_id])[0]
+
+    def get_many(self, user_ids: Sequence[int]) -> list[UserList]:
         import redis
 
         try:
-            found = self._get(keys=[self._pointer], args=[f"{self.prefix}lists:", int(user_id), POPULAR_FIELD])
+            found = self._get_many(**self._script_args(user_ids))
         except redis.RedisError as err:
-            raise StoreError(f"serving store (redis): {err}") from None
-        if not found:
-            raise StoreError("serving store (redis): nothing published yet")
-        version, payload, fallback = found
-        if payload is None:
-            raise StoreError(f"serving store (redis): version {version!r} has no lists")
-        return decode_list(payload, version.decode(), fallback=bool(fallback))
+            raise _redis_error(err) from None
+        return self._decode(found, len(user_ids))
+
+    async def get_many_async(self, user_ids: Sequence[int], timeout: float) -> list[UserList]:
+        if self.async_client is None:
+            return self.get_many(user_ids)
+        found = await self._bounded(self._async_script()(**self._script_args(user_ids)), timeout)
+        return self._decode(found, len(user_ids))
+
+    async def ping_async(self, timeout: float) -> None:
+        """The read script for no user: the pointer is set, and the script is loaded (after a restart) for reads."""
+        if self.async_client is None:
+            self.ping()
+            return
+        self._decode(await self._bounded(self._async_script()(**self._script_args([])), timeout), 0)
+
+    @staticmethod
+    async def _bounded(call: Any, timeout: float) -> Any:
+        """Await a redis.asyncio call for at most `timeout` s; a cancelled call drops its connection."""
+        import redis
+
+        try:
+            return await _within(call, timeout)
+        except asyncio.TimeoutError:
+            raise StoreError(f"serving store (redis): no answer within {timeout * 1000:.0f} ms", "timed out") from None
+        except (redis.RedisError, OSError) as err:
+            raise _redis_error(err) from None
 
     def current_version(self) -> str | None:
         value = self.client.get(self._pointer)
@@ -367,9 +489,9 @@ class RedisStore(RecommendationStore):
             self.client.ping()
             version = self.current_version()
         except redis.RedisError as err:
-            raise StoreError(f"serving store (redis): {err}") from None
+            raise _redis_error(err) from None
         if version is None:
-            raise StoreError("serving store (redis): nothing published yet")
+            raise StoreError("serving store (redis): nothing published yet", reason="nothing published yet")
 
     def _write_version(self, version: str, rows: Iterable[Row], popular: bytes, batch_size: int) -> tuple[int, int]:
         key = self._lists_key(version)
@@ -398,9 +520,30 @@ class RedisStore(RecommendationStore):
 
     def close(self) -> None:
         self.client.close()
+        # the async client's connections belong to the event loop that opened them and close with it
 
 
 # ---- configuration --------------------------------------------------------------------
+
+
+HOME = "{home}"
+
+
+def portable_settings(settings: dict[str, Any], home: str | Path) -> dict[str, Any]:
+    """The settings a model records: a store path under `home` written as `{home}/...`.
+
+    A copied $REFARCH_HOME (or a model loaded on another machine) then finds the store under
+    its own home at load time, not under the home the model was published from.
+    """
+    settings = dict(settings)
+    path = settings.get("path")
+    if path:
+        try:
+            relative = Path(path).resolve().relative_to(Path(home).resolve())
+        except ValueError:  # outside the home: kept as given
+            return settings
+        settings["path"] = f"{HOME}/{relative.as_posix()}"
+    return settings
 
 
 def store_settings(conf: ServingStoreConf | dict[str, Any] | None = None) -> dict[str, Any]:
@@ -408,6 +551,7 @@ def store_settings(conf: ServingStoreConf | dict[str, Any] | None = None) -> dic
 
     A model records the settings it was published with (never a password, only where to
     find it); a container overrides them from its environment (e.g. REFARCH_STORE_HOST).
+    A path recorded as `{home}/...` is resolved against this process' home ($REFARCH_HOME).
     """
     if conf is None:
         settings: dict[str, Any] = {}
@@ -424,6 +568,19 @@ def store_settings(conf: ServingStoreConf | dict[str, Any] | None = None) -> dic
         settings["port"] = int(settings["port"])
     if isinstance(settings.get("ssl"), str):
         settings["ssl"] = settings["ssl"].strip().lower() in ("1", "true", "yes")
+    path = settings.get("path")
+    if isinstance(path, str) and path.startswith(HOME):
+        from refarch.runtime.paths import ProjectNotFound, local_home
+
+        try:
+            home = local_home()
+        except ProjectNotFound:
+            raise StoreError(
+                f"serving store: the path {path} is relative to the refarch home; set $REFARCH_HOME "
+                f"or {STORE_ENV_PREFIX}PATH",
+                reason="misconfigured",
+            ) from None
+        settings["path"] = str(home / path[len(HOME) :].lstrip("/"))
     return settings
 
 
@@ -433,13 +590,15 @@ def read_password(settings: dict[str, Any]) -> str | None:
     if file:
         path = Path(file)
         if not path.is_file():
-            raise StoreError(f"serving store: password file {file} does not exist")
+            raise StoreError(f"serving store: password file {file} does not exist", reason="misconfigured")
         return path.read_text().strip()
     env = settings.get("password_env")
     if env:
         value = os.environ.get(env)
         if not value:
-            raise StoreError(f"serving store: environment variable {env} (the Redis password) is not set")
+            raise StoreError(
+                f"serving store: environment variable {env} (the Redis password) is not set", reason="misconfigured"
+            )
         return value
     return None
 
@@ -450,24 +609,34 @@ def open_store(conf: ServingStoreConf | dict[str, Any] | None = None) -> Recomme
     kind = settings["kind"]
     if kind == "sqlite":
         if not settings.get("path"):
-            raise StoreError("serving store: kind sqlite needs a path")
+            raise StoreError("serving store: kind sqlite needs a path", reason="misconfigured")
         return SqliteStore(settings["path"])
     if kind == "redis":
         import redis
-        from redis.backoff import ExponentialBackoff
+        import redis.asyncio
+        from redis.asyncio.retry import Retry as AsyncRetry
+        from redis.backoff import ExponentialBackoff, NoBackoff
         from redis.retry import Retry
 
+        where = {
+            "host": settings.get("host") or "127.0.0.1",
+            "port": int(settings.get("port") or 6379),
+            "password": read_password(settings),
+            "ssl": bool(settings.get("ssl")),
+        }
+        # publishing and blocking callers: two quick retries ride out a failover blip
         client = redis.Redis(
-            host=settings.get("host") or "127.0.0.1",
-            port=int(settings.get("port") or 6379),
-            password=read_password(settings),
-            ssl=bool(settings.get("ssl")),
+            **where,
             socket_timeout=2,
             socket_connect_timeout=2,
             health_check_interval=30,
-            # two quick retries ride out a failover blip; an outage answers within a probe's timeout
             retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 2),
             retry_on_timeout=True,
         )
-        return RedisStore(client, prefix=settings.get("prefix") or "refarch:recommender:")
-    raise StoreError(f"serving store: unknown kind {kind!r} (sqlite or redis)")
+        # a scoring app's event loop: no retries, every call bounded by the caller's timeout
+        return RedisStore(
+            client,
+            prefix=settings.get("prefix") or "refarch:recommender:",
+            async_client=lambda: redis.asyncio.Redis(**where, retry=AsyncRetry(NoBackoff(), 0)),
+        )
+    raise StoreError(f"serving store: unknown kind {kind!r} (sqlite or redis)", reason="misconfigured")

@@ -13,7 +13,6 @@ scoring app to run them in its thread pool, so its event loop keeps answering /h
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ import mlflow
 import pandas as pd
 
 from refarch.rmodel.columns import Columns, ColumnSpec, dump_columns, parse_columns
+from refarch.serving.workers import PER_CORE, WORKERS_KEY
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,8 @@ def model_arguments(
         .astype({c.name: float for c in columns if c.type == "number"}),
         "code_paths": model_code_paths(),
         "pip_requirements": pinned_requirements("rpy2", "pandas", "numpy", "pydantic"),
-        "metadata": {RUNTIME_KEY: "r", "r_packages": dict(r_packages)},
+        # one embedded R per process serves one call at a time: `refarch serve` starts one worker per core
+        "metadata": {RUNTIME_KEY: "r", WORKERS_KEY: PER_CORE, "r_packages": dict(r_packages)},
     }
 
 
@@ -126,26 +127,3 @@ def save_r_model(path: str | Path, rds_path: str | Path, columns: Sequence[Colum
     with tempfile.TemporaryDirectory() as tmp:
         mlflow.pyfunc.save_model(str(path), **model_arguments(rds_path, columns, folder=Path(tmp), **kwargs))
     return Path(path)
-
-
-def cpu_count() -> int:
-    """Cores this process may use (its affinity mask, else the machine's)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def default_workers(model_uri: str) -> int | None:
-    """One worker (one R) per core for a model that embeds R; None (the server's own default) otherwise.
-
-    Reads only the model's MLmodel file. A pod's CPU limit is not visible here: give --workers there.
-    """
-    from mlflow.models import get_model_info
-
-    try:
-        metadata = get_model_info(model_uri).metadata or {}
-    except Exception as err:  # the server reports a model it cannot load itself, with the full error
-        log.debug("no model metadata for %s: %s", model_uri, err)
-        return None
-    return cpu_count() if metadata.get(RUNTIME_KEY) == "r" else None

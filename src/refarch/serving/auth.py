@@ -105,11 +105,13 @@ class ApiKeys:
 
 
 def presented_key(headers: dict[str, str] | object) -> str | None:
-    """The key from `X-API-Key`, or from `Authorization: Bearer <key>`."""
+    """The key from `X-API-Key`, or from `Authorization: Bearer <key>`, without surrounding whitespace."""
     get = headers.get  # type: ignore[attr-defined]
     key = get(HEADER)
     if key:
-        return key
+        key = key.strip()
+        if key:
+            return key
     auth = get("authorization")
     if auth and auth[:7].lower() == "bearer ":
         return auth[7:].strip()

@@ -1,7 +1,13 @@
 """`refarch serve --model models:/recommender@champion`: the scoring app under uvicorn.
 
 Settings reach the worker processes through the environment (uvicorn starts workers by
-importing a factory), so the same image runs with `--workers 1` or `--workers 4`.
+importing a factory), so the same image runs with `--workers 1` or `--workers 4`. Every
+field of `ServeSettings` has a flag (`--max-connections`, `--store-timeout-ms`, ...) whose
+default is the field's.
+
+uvicorn's own limits are used where it has them (keep-alive timeout, listen backlog); the
+ones it lacks (connection cap, head and body timeouts, header caps) come from
+`refarch.serving.protocol`, built on uvicorn's httptools protocol.
 """
 
 from __future__ import annotations
@@ -12,13 +18,37 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from refarch.serving.app import DEFAULT_MAX_BODY_BYTES
+from pydantic import BaseModel, ValidationError
+
 from refarch.serving.auth import KEY_FILE_ENV, KEYS_ENV, ApiKeys
-from refarch.serving.loader import DEFAULT_MAX_BATCH
+from refarch.serving.logs import log_config
 from refarch.serving.metrics import MULTIPROC_ENV
+from refarch.serving.settings import SETTINGS_ENV, ConnectionLimits, ServeSettings, StoreGuard
 
 log = logging.getLogger(__name__)
+
+# (section of ServeSettings, its model, flag prefix)
+_SECTIONS: tuple[tuple[str | None, type[BaseModel], str], ...] = (
+    (None, ServeSettings, ""),
+    ("limits", ConnectionLimits, ""),
+    ("store", StoreGuard, "store-"),
+)
+
+
+def _flags() -> list[tuple[str | None, str, str, Any]]:
+    """(section, field, flag, FieldInfo) for every plain field of ServeSettings and its sections."""
+    out = []
+    for section, model, prefix in _SECTIONS:
+        for name, info in model.model_fields.items():
+            if info.annotation in (int, float, bool):
+                out.append((section, name, f"--{prefix}{name}".replace("_", "-"), info))
+    return out
+
+
+def _dest(flag: str) -> str:
+    return flag[2:].replace("-", "_")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,16 +59,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers",
         type=int,
         default=None,
-        help="uvicorn worker processes (default: one per core for an R model, else 1)",
+        help="uvicorn worker processes (default: one per core for a model that asks for it, e.g. R; else 1)",
     )
     parser.add_argument("--api-key-env", default=KEYS_ENV, help="environment variable holding the keys")
     parser.add_argument("--api-key-file", default=None, help=f"mounted secret file, one key per line (${KEY_FILE_ENV})")
     parser.add_argument("--no-auth", action="store_true", help="serve without API keys (local experiments only)")
-    parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="most inputs per request")
-    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
-    parser.add_argument("--threadpool", action="store_true", help="run predict in a thread pool (slow models)")
     parser.add_argument("--no-access-log", action="store_true", help="no per-request log lines (they never hold keys)")
     parser.add_argument("--target", default=None, help="refarch target whose MLflow registry to use")
+    for _, _, flag, info in _flags():
+        if info.annotation is bool:
+            parser.add_argument(flag, dest=_dest(flag), action="store_true", help=info.description)
+        else:
+            help_text = f"{info.description} (default {info.default})"
+            parser.add_argument(flag, dest=_dest(flag), type=info.annotation, default=info.default, help=help_text)
+
+
+def settings_from_args(args: argparse.Namespace) -> ServeSettings:
+    """ServeSettings from the flags; an out-of-range value is a ValueError naming its flag."""
+    values: dict[str, Any] = {"limits": {}, "store": {}}
+    flags = {}
+    for section, name, flag, _ in _flags():
+        (values if section is None else values[section])[name] = getattr(args, _dest(flag))
+        flags[(section, name)] = flag
+    try:
+        return ServeSettings.model_validate(values)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = first["loc"]
+        flag = flags.get((loc[0], loc[1]) if len(loc) == 2 else (None, loc[0]), ".".join(map(str, loc)))
+        raise ValueError(f"{flag}: {first['msg']}") from None
+
+
+def uvicorn_options(settings: ServeSettings, *, access_log: bool = True, in_process: bool = False) -> dict[str, Any]:
+    """uvicorn keywords for the scoring app: its protocol with the limits, keep-alive, logging, headers.
+
+    `in_process`: the protocol class carries the limits itself (one process, e.g. tests); else
+    the workers read them from $REFARCH_SERVE_SETTINGS.
+    """
+    from refarch.serving.protocol import LimitedHttpToolsProtocol
+
+    protocol = (
+        LimitedHttpToolsProtocol.with_limits(settings.limits)
+        if in_process
+        else f"{LimitedHttpToolsProtocol.__module__}:{LimitedHttpToolsProtocol.__name__}"
+    )
+    return {
+        "http": protocol,
+        "ws": "none",
+        "timeout_keep_alive": settings.limits.keep_alive_s,
+        "backlog": 4096,
+        "log_config": log_config(),
+        "access_log": access_log,
+        "proxy_headers": True,
+        "server_header": False,
+    }
 
 
 def _configure_mlflow(target: str | None) -> None:
@@ -56,33 +130,31 @@ def _configure_mlflow(target: str | None) -> None:
     os.environ.setdefault("MLFLOW_REGISTRY_URI", config.target.mlflow.registry_uri)
 
 
-def _check(args: argparse.Namespace) -> None:
+def _check(args: argparse.Namespace) -> ServeSettings:
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be at least 1, not {args.workers}")
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port must be 1-65535, not {args.port}")
-    if args.max_batch < 1:
-        raise ValueError(f"--max-batch must be at least 1, not {args.max_batch}")
+    settings = settings_from_args(args)
     if not args.no_auth:
         ApiKeys.from_env(args.api_key_env, file=args.api_key_file)  # fail now, not in every worker
+    return settings
 
 
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    _check(args)
+    settings = _check(args)
     _configure_mlflow(args.target)
-    if args.workers is None:  # an R model: one embedded R per worker process, one per core
-        from refarch.rmodel.model import default_workers
+    if args.workers is None:
+        from refarch.serving.workers import default_workers
 
-        args.workers = default_workers(args.model) or 1
+        args.workers = default_workers(args.model)
     env = {
         "REFARCH_SERVE_MODEL_URI": args.model,
         "REFARCH_SERVE_AUTH": "0" if args.no_auth else "1",
         "REFARCH_SERVE_KEYS_ENV": args.api_key_env,
-        "REFARCH_SERVE_MAX_BATCH": str(args.max_batch),
-        "REFARCH_SERVE_MAX_BODY_BYTES": str(args.max_body_bytes),
-        "REFARCH_SERVE_THREADPOOL": "1" if args.threadpool else "0",
+        SETTINGS_ENV: settings.model_dump_json(),
     }
     if args.api_key_file:
         env[KEY_FILE_ENV] = args.api_key_file
@@ -111,11 +183,7 @@ def run(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             workers=args.workers,
-            access_log=not args.no_access_log,
-            backlog=4096,
-            timeout_keep_alive=30,
-            proxy_headers=True,
-            server_header=False,
+            **uvicorn_options(settings, access_log=not args.no_access_log),
         )
     finally:
         if metrics_dir:

@@ -33,17 +33,31 @@ def error_response(
     return Response(json.dumps({"error": body}), status_code=status, media_type="application/json", headers=headers)
 
 
+MAX_DETAILS = 20
+MAX_NAME = 64
+
+
+def _short(part: str | int) -> str | int:
+    """A field name as the client sent it, cut short: an unknown 500 KB key is not echoed back."""
+    if isinstance(part, str) and len(part) > MAX_NAME:
+        return part[:MAX_NAME] + f"...({len(part)} characters)"
+    return part
+
+
 def from_validation_error(err: ValidationError) -> ApiError:
-    """A 400 naming each bad field (`inputs.0.k`), without echoing the whole input back."""
-    details = []
-    for e in err.errors(include_url=False, include_input=False):
-        loc = [p for p in e["loc"]]
-        details.append({"loc": loc, "message": e["msg"], "type": e["type"]})
+    """A 400 naming each bad field (`inputs.0.k`), without echoing the input back.
+
+    At most MAX_DETAILS entries, and field names over MAX_NAME characters are cut.
+    """
+    errors = err.errors(include_url=False, include_input=False)
+    details = [
+        {"loc": [_short(p) for p in e["loc"]], "message": e["msg"], "type": e["type"]} for e in errors[:MAX_DETAILS]
+    ]
     if details and details[0]["type"] == "json_invalid":
         return ApiError(400, "invalid_json", f"request body is not valid JSON: {details[0]['message']}")
     if details and details[0]["type"] in ("model_type", "model_attributes_type") and details[0]["loc"] == []:
         return ApiError(400, "invalid_request", 'request body must be a JSON object like {"inputs": [...]}')
     first = details[0] if details else {"loc": [], "message": "invalid request"}
     where = ".".join(str(p) for p in first["loc"]) or "body"
-    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return ApiError(400, "invalid_request", f"{where}: {first['message']}{more}", details)

@@ -5,6 +5,14 @@ with pydantic models. The app validates `{"inputs": [...]}` against `SomeInput` 
 forbidden, strict JSON types, its field constraints), calls the model's own predict without
 MLflow's second validation pass, and serialises `SomeOutput` with pydantic-core. Models
 without such hints still work through `PyFuncModel.predict`, with MLflow's checks.
+
+JSON types are strict (`"1"` is not an integer), except that a number with no fractional part
+(`0.0`) is an integer, as JSON Schema and the OpenAPI document say.
+
+A model whose predict reads a store over the network may also define
+`async def predict_async(self, model_input, timeout)` and `async def check_ready_async(self, timeout)`:
+the app then awaits them on its event loop, and they must give up after `timeout` seconds
+with an error whose `http_status` is 503 (the recommender's `StoreError`).
 """
 
 from __future__ import annotations
@@ -13,11 +21,15 @@ import inspect
 import json
 import logging
 import typing
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic_core import from_json
 
 from refarch.serving.errors import ApiError, from_validation_error
 
@@ -40,10 +52,9 @@ class ServedModel:
     predict: Callable[[list[Any]], Any]
     serialize: Callable[[Any], bytes]
     ready_check: Callable[[], None] | None
+    predict_async: Callable[[list[Any], float], Awaitable[Any]] | None = None
+    ready_check_async: Callable[[float], Awaitable[None]] | None = None
     threadpool: bool = False  # the model's predict blocks (an R call): run it off the event loop
-
-    def response_schema_type(self) -> Any:
-        return self.output_type
 
 
 def _strict_copy(model: type[BaseModel]) -> type[BaseModel]:
@@ -81,11 +92,49 @@ def _generic_json(result: Any) -> bytes:
     return json.dumps({"predictions": _get_jsonable_obj(result, pandas_orient="records")}, cls=NumpyEncoder).encode()
 
 
+def _local_artifact_root() -> Path | None:
+    """This process' local MLflow artifact root (`{home}/mlartifacts` on the local target), if any."""
+    try:
+        from refarch.runtime.config import load_config
+
+        root = load_config().target.mlflow.artifact_root
+    except Exception:  # no project here (a container), or a target without a local artifact root
+        return None
+    return Path(root).resolve() if root else None
+
+
+def files_under_this_home(model_uri: str) -> str:
+    """A `models:/` URI of the local registry as the model's folder under this refarch home.
+
+    MLflow records absolute artifact locations: after $REFARCH_HOME is copied or moved they
+    still name the old home, so a copy would load (or fail to find) the original's files. A
+    model whose files lie under another home's artifact root is loaded from the same place
+    under this home's root instead, when it is there.
+    """
+    root = _local_artifact_root() if model_uri.startswith("models:/") else None
+    if root is None:
+        return model_uri
+    from mlflow.store.artifact.models_artifact_repo import ModelsArtifactRepository
+
+    recorded = ModelsArtifactRepository.get_underlying_uri(model_uri)
+    if not recorded.startswith("file:"):
+        return model_uri
+    path = Path(url2pathname(urlparse(recorded).path))
+    if path.is_relative_to(root) or root.name not in path.parts:
+        return model_uri
+    tail = path.parts[len(path.parts) - path.parts[::-1].index(root.name) :]
+    here = root.joinpath(*tail)
+    if not here.is_dir():
+        return model_uri
+    log.info("model %s: files recorded under another home (%s), loading them from %s", model_uri, path, here)
+    return str(here)
+
+
 def load_served_model(model_uri: str, max_batch: int = DEFAULT_MAX_BATCH) -> ServedModel:
     """Load the model (registry aliases, runs and local paths all work) and build its request model."""
     import mlflow
 
-    pyfunc = mlflow.pyfunc.load_model(model_uri)
+    pyfunc = mlflow.pyfunc.load_model(files_under_this_home(model_uri))
     name = model_uri.rstrip("/").split("/")[-1].split("@")[0] or "model"
     try:
         python_model = pyfunc.unwrap_python_model()
@@ -139,6 +188,12 @@ def load_served_model(model_uri: str, max_batch: int = DEFAULT_MAX_BATCH) -> Ser
         try:
             return adapter.validate_json(body, strict=True).inputs
         except ValidationError as err:
+            fixed = _integral_floats_as_ints(body, err)
+            if fixed is None:
+                raise from_validation_error(err) from None
+        try:  # only on the error path: integers written as 1.0
+            return adapter.validate_json(fixed, strict=True).inputs
+        except ValidationError as err:
             raise from_validation_error(err) from None
 
     output_adapter = TypeAdapter(output_hint) if output_hint is not None and input_model is not None else None
@@ -152,6 +207,8 @@ def load_served_model(model_uri: str, max_batch: int = DEFAULT_MAX_BATCH) -> Ser
         return _generic_json(result)
 
     ready = getattr(python_model, "check_ready", None) if python_model is not None else None
+    predict_async = getattr(python_model, "predict_async", None) if input_model is not None else None
+    ready_async = getattr(python_model, "check_ready_async", None) if python_model is not None else None
     return ServedModel(
         uri=model_uri,
         name=name,
@@ -163,5 +220,32 @@ def load_served_model(model_uri: str, max_batch: int = DEFAULT_MAX_BATCH) -> Ser
         predict=predict,
         serialize=serialize,
         ready_check=ready if callable(ready) else None,
+        predict_async=predict_async if inspect.iscoroutinefunction(predict_async) else None,
+        ready_check_async=ready_async if inspect.iscoroutinefunction(ready_async) else None,
         threadpool=bool(getattr(python_model, "predict_in_threadpool", False)),
     )
+
+
+def _integral_floats_as_ints(body: bytes, err: ValidationError) -> bytes | None:
+    """The body with each integer-valued float that strict mode refused as an int written as an int.
+
+    None when no error is of that kind (or the body cannot be walked along the error's path):
+    the first error stands.
+    """
+    spots = [
+        e["loc"]
+        for e in err.errors(include_url=False)
+        if e["type"] == "int_type" and isinstance(e.get("input"), float) and e["input"].is_integer()
+    ]
+    if not spots:
+        return None
+    data = from_json(body)
+    for loc in spots:
+        parent: Any = data
+        try:
+            for part in loc[:-1]:
+                parent = parent[part]
+            parent[loc[-1]] = int(parent[loc[-1]])
+        except (KeyError, IndexError, TypeError):
+            return None
+    return json.dumps(data).encode()

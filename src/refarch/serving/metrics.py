@@ -50,9 +50,15 @@ class Metrics:
             "Inputs scored by the model",
             registry=self.registry,
         )
+        self.circuit_openings = Counter(
+            "refarch_store_circuit_openings",
+            "Times the store's circuit breaker opened (the store failing: 503s without calling it)",
+            registry=self.registry,
+        )
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
 
-    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+    def children(self, route: str, method: str, status: int) -> tuple[Any, Any, Any]:
+        """The (requests, latency, errors or None) series of one route, method and status."""
         key = (route, method, status)
         children = self._children.get(key)
         if children is None:
@@ -62,6 +68,10 @@ class Metrics:
                 self.errors.labels(route, str(status)) if status >= 400 else None,
             )
             self._children[key] = children
+        return children
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        children = self._children.get((route, method, status)) or self.children(route, method, status)
         children[0].inc()
         children[1].observe(seconds)
         if children[2] is not None:
