@@ -28,8 +28,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from refarch.serving.auth import KEYS_ENV, ApiKeys, presented_key
+from refarch.serving.batching import DEFAULT_MAX_WAIT_MS
 from refarch.serving.errors import ApiError, error_response
-from refarch.serving.loader import DEFAULT_MAX_BATCH, ServedModel, load_served_model
+from refarch.serving.loader import DEFAULT_MAX_INPUTS, ServedModel, load_served_model
 from refarch.serving.metrics import Metrics, MetricsMiddleware
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,9 @@ def create_app(
     *,
     api_keys: ApiKeys | None = None,
     auth: bool = True,
-    max_batch: int = DEFAULT_MAX_BATCH,
+    max_inputs: int = DEFAULT_MAX_INPUTS,
+    max_batch: int = 1,
+    max_wait_ms: float = DEFAULT_MAX_WAIT_MS,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     background_load: bool = True,
     predict_in_threadpool: bool = False,
@@ -76,7 +79,8 @@ def create_app(
 
     Keys: `api_keys`, else $REFARCH_API_KEYS / $REFARCH_API_KEY_FILE; `auth=False` serves
     without keys (local experiments only). `predict_in_threadpool` suits slow models that
-    release the GIL; fast lookups are quicker on the event loop itself.
+    release the GIL; fast lookups are quicker on the event loop itself. `max_batch` > 1 turns on dynamic
+    batching (refarch.serving.batching): concurrent requests share model calls of up to that many inputs.
     """
     keys = (api_keys or ApiKeys.from_env()) if auth else None
     state = AppState(model_uri=model_uri)
@@ -85,7 +89,7 @@ def create_app(
     def load() -> None:
         started = time.perf_counter()
         try:
-            served = load_served_model(model_uri, max_batch=max_batch)
+            served = load_served_model(model_uri, max_inputs, max_batch=max_batch, max_wait_ms=max_wait_ms)
         except Exception as err:  # reported by /ready and /health; the traceback goes to the log
             log.exception("could not load model %s", model_uri)
             state.load_error = f"{type(err).__name__}: {err}".splitlines()[0][:300]
@@ -101,6 +105,8 @@ def create_app(
         else:
             load()
         yield
+        if state.model is not None and state.model.batcher is not None:
+            state.model.batcher.close()
 
     app = ScoringApp(
         title=f"refarch scoring: {model_uri}",
@@ -147,7 +153,7 @@ def create_app(
     error_responses: dict[int | str, dict[str, Any]] = {
         400: {"model": ErrorResponse, "description": "bad JSON, wrong types, unknown fields, values out of range"},
         401: {"model": ErrorResponse, "description": "missing or invalid API key"},
-        413: {"model": ErrorResponse, "description": f"body over {max_body_bytes} bytes"},
+        413: {"model": ErrorResponse, "description": f"body over {max_body_bytes} bytes, or an input over its limits"},
         503: {"model": ErrorResponse, "description": "model not loaded yet, or its store unavailable"},
     }
 
@@ -161,7 +167,9 @@ def create_app(
             return _error(503, "not_ready", "the model is not loaded yet; retry shortly")
         try:
             inputs = model.parse(body)
-            if predict_in_threadpool:
+            if model.batcher is not None:
+                result = await model.batcher.submit(inputs)
+            elif predict_in_threadpool:
                 result = await run_in_threadpool(model.predict, inputs)
             else:
                 result = model.predict(inputs)
@@ -170,6 +178,8 @@ def create_app(
             return _error(err.status, err.code, err.message, err.details)
         except Exception as err:
             status = getattr(err, "http_status", 500)
+            if isinstance(status, int) and 400 <= status <= 499:  # the model refused this input (a corrupt image)
+                return _error(status, str(getattr(err, "code", "invalid_input")), str(err)[:300])
             status = status if isinstance(status, int) and 500 <= status <= 599 else 500
             log.error(
                 "prediction failed (%d): %s: %s", status, type(err).__name__, str(err)[:300], exc_info=status == 500
@@ -330,7 +340,9 @@ def app_from_env() -> FastAPI:
         uri,
         api_keys=keys,
         auth=auth,
-        max_batch=int(os.environ.get("REFARCH_SERVE_MAX_BATCH", DEFAULT_MAX_BATCH)),
+        max_inputs=int(os.environ.get("REFARCH_SERVE_MAX_INPUTS", DEFAULT_MAX_INPUTS)),
+        max_batch=int(os.environ.get("REFARCH_SERVE_MAX_BATCH", "1")),
+        max_wait_ms=float(os.environ.get("REFARCH_SERVE_MAX_WAIT_MS", DEFAULT_MAX_WAIT_MS)),
         max_body_bytes=int(os.environ.get("REFARCH_SERVE_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)),
         predict_in_threadpool=os.environ.get("REFARCH_SERVE_THREADPOOL", "0") == "1",
         # a worker accepts connections only once its model is loaded: no 503s from a half-started pod

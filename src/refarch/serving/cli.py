@@ -15,7 +15,8 @@ from pathlib import Path
 
 from refarch.serving.app import DEFAULT_MAX_BODY_BYTES
 from refarch.serving.auth import KEY_FILE_ENV, KEYS_ENV, ApiKeys
-from refarch.serving.loader import DEFAULT_MAX_BATCH
+from refarch.serving.batching import DEFAULT_MAX_WAIT_MS
+from refarch.serving.loader import DEFAULT_MAX_INPUTS
 from refarch.serving.metrics import MULTIPROC_ENV
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-key-env", default=KEYS_ENV, help="environment variable holding the keys")
     parser.add_argument("--api-key-file", default=None, help=f"mounted secret file, one key per line (${KEY_FILE_ENV})")
     parser.add_argument("--no-auth", action="store_true", help="serve without API keys (local experiments only)")
-    parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="most inputs per request")
+    parser.add_argument("--max-inputs", type=int, default=DEFAULT_MAX_INPUTS, help="most inputs per request")
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=1,
+        help="dynamic batching: most inputs per model call, gathered from concurrent requests (1: off)",
+    )
+    parser.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=DEFAULT_MAX_WAIT_MS,
+        help="dynamic batching: how long a request waits for others to share its model call",
+    )
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     parser.add_argument("--threadpool", action="store_true", help="run predict in a thread pool (slow models)")
     parser.add_argument("--no-access-log", action="store_true", help="no per-request log lines (they never hold keys)")
@@ -56,8 +69,12 @@ def _check(args: argparse.Namespace) -> None:
         raise ValueError(f"--workers must be at least 1, not {args.workers}")
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port must be 1-65535, not {args.port}")
+    if args.max_inputs < 1:
+        raise ValueError(f"--max-inputs must be at least 1, not {args.max_inputs}")
     if args.max_batch < 1:
         raise ValueError(f"--max-batch must be at least 1, not {args.max_batch}")
+    if args.max_wait_ms < 0:
+        raise ValueError(f"--max-wait-ms must not be negative, not {args.max_wait_ms}")
     if not args.no_auth:
         ApiKeys.from_env(args.api_key_env, file=args.api_key_file)  # fail now, not in every worker
 
@@ -71,7 +88,9 @@ def run(args: argparse.Namespace) -> int:
         "REFARCH_SERVE_MODEL_URI": args.model,
         "REFARCH_SERVE_AUTH": "0" if args.no_auth else "1",
         "REFARCH_SERVE_KEYS_ENV": args.api_key_env,
+        "REFARCH_SERVE_MAX_INPUTS": str(args.max_inputs),
         "REFARCH_SERVE_MAX_BATCH": str(args.max_batch),
+        "REFARCH_SERVE_MAX_WAIT_MS": str(args.max_wait_ms),
         "REFARCH_SERVE_MAX_BODY_BYTES": str(args.max_body_bytes),
         "REFARCH_SERVE_THREADPOOL": "1" if args.threadpool else "0",
     }

@@ -34,11 +34,16 @@ def error_response(
 
 
 def from_validation_error(err: ValidationError) -> ApiError:
-    """A 400 naming each bad field (`inputs.0.k`), without echoing the whole input back."""
-    details = []
+    """A 400 naming each bad field (`inputs.0.k`), without echoing the whole input back.
+
+    An input type's own check may say a value is too large with the error context `http_status: 413`
+    (e.g. an image over the model's pixel limit): when that is the first error, the answer is a 413.
+    """
+    details, statuses = [], []
     for e in err.errors(include_url=False, include_input=False):
         loc = [p for p in e["loc"]]
         details.append({"loc": loc, "message": e["msg"], "type": e["type"]})
+        statuses.append(413 if (e.get("ctx") or {}).get("http_status") == 413 else 400)
     if details and details[0]["type"] == "json_invalid":
         return ApiError(400, "invalid_json", f"request body is not valid JSON: {details[0]['message']}")
     if details and details[0]["type"] in ("model_type", "model_attributes_type") and details[0]["loc"] == []:
@@ -46,4 +51,6 @@ def from_validation_error(err: ValidationError) -> ApiError:
     first = details[0] if details else {"loc": [], "message": "invalid request"}
     where = ".".join(str(p) for p in first["loc"]) or "body"
     more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
-    return ApiError(400, "invalid_request", f"{where}: {first['message']}{more}", details)
+    status = statuses[0] if statuses else 400  # the status of the error the message names
+    code = "too_large" if status == 413 else "invalid_request"
+    return ApiError(status, code, f"{where}: {first['message']}{more}", details)

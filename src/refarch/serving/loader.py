@@ -19,11 +19,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
+from refarch.serving.batching import DEFAULT_MAX_WAIT_MS, DynamicBatcher
 from refarch.serving.errors import ApiError, from_validation_error
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_BATCH = 100
+DEFAULT_MAX_INPUTS = 100
 
 
 @dataclass
@@ -40,6 +41,7 @@ class ServedModel:
     predict: Callable[[list[Any]], Any]
     serialize: Callable[[Any], bytes]
     ready_check: Callable[[], None] | None
+    batcher: DynamicBatcher | None = None  # set when concurrent requests share model calls
 
     def response_schema_type(self) -> Any:
         return self.output_type
@@ -80,8 +82,17 @@ def _generic_json(result: Any) -> bytes:
     return json.dumps({"predictions": _get_jsonable_obj(result, pandas_orient="records")}, cls=NumpyEncoder).encode()
 
 
-def load_served_model(model_uri: str, max_batch: int = DEFAULT_MAX_BATCH) -> ServedModel:
-    """Load the model (registry aliases, runs and local paths all work) and build its request model."""
+def load_served_model(
+    model_uri: str,
+    max_inputs: int = DEFAULT_MAX_INPUTS,
+    max_batch: int = 1,
+    max_wait_ms: float = DEFAULT_MAX_WAIT_MS,
+) -> ServedModel:
+    """Load the model (registry aliases, runs and local paths all work) and build its request model.
+
+    `max_inputs`: most inputs per request. `max_batch` > 1: concurrent requests are scored together,
+    up to that many inputs per model call, the first waiting at most `max_wait_ms` for others.
+    """
     import mlflow
 
     pyfunc = mlflow.pyfunc.load_model(model_uri)
@@ -125,7 +136,7 @@ def load_served_model(model_uri: str, max_batch: int = DEFAULT_MAX_BATCH) -> Ser
         __config__=ConfigDict(extra="forbid"),
         inputs=(
             inputs_type,
-            Field(min_length=1, max_length=max_batch, description=f"1 to {max_batch} inputs, scored in one call"),
+            Field(min_length=1, max_length=max_inputs, description=f"1 to {max_inputs} inputs, scored in one call"),
         ),
     )
     adapter = TypeAdapter(request_model)
@@ -147,6 +158,11 @@ def load_served_model(model_uri: str, max_batch: int = DEFAULT_MAX_BATCH) -> Ser
         return _generic_json(result)
 
     ready = getattr(python_model, "check_ready", None) if python_model is not None else None
+    batcher = None
+    if max_batch > 1 and input_model is not None:  # typed models answer a list, one result per input
+        batcher = DynamicBatcher(predict, max_batch=max_batch, max_wait_ms=max_wait_ms, name=name)
+    elif max_batch > 1:
+        log.warning("model %s has no list[pydantic] input hint: served without dynamic batching", model_uri)
     return ServedModel(
         uri=model_uri,
         name=name,
@@ -158,4 +174,5 @@ def load_served_model(model_uri: str, max_batch: int = DEFAULT_MAX_BATCH) -> Ser
         predict=predict,
         serialize=serialize,
         ready_check=ready if callable(ready) else None,
+        batcher=batcher,
     )
