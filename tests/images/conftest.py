@@ -32,6 +32,15 @@ def png(img) -> bytes:
     return out.getvalue()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> None:
+    """One intra-op thread: on a machine whose cores are shared, OpenMP threads that wait for each other at
+    every layer make a forward pass 10-20 times slower than one thread (measured: ResNet-18, 2 busy cores)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def images_settings(config) -> Callable[..., Settings]:
     """conf/images.yml for the local target with overrides: `images_settings(model__depth=18)`.
