@@ -1,13 +1,14 @@
 """Image classification over HTTP: `refarch serve` with and without dynamic batching, on this machine's CPU.
 
 ResNet-50 and ResNet-152 (torchvision, random weights, the IMAGENET1K_V2 preset: 1,000 classes,
-resize 232, crop 224) are saved as the pyfunc image model and served by `refarch serve` in a
-subprocess (one uvicorn worker, no API key). Clients POST one 224x224 JPEG per request (batch 1)
-in closed loops, 1 and 8 at a time, for a fixed duration each; the table gives images/s and the
+resize 232, crop 224) are saved as the pyfunc image model and served by `refarch serve` in
+subprocesses (one uvicorn worker each, no API key). Clients POST one 224x224 JPEG per request
+(batch 1) in closed loops, 1 and 8 at a time; the table gives images/s and the
 p50/p99 latency, unbatched (`--max-batch 1`), with dynamic batching (`--max-batch 8`), and unbatched
 with `--threadpool` (concurrent requests' forward passes in threads, the other way to use several
-cores). The servers of a model are measured back to back, and the load average of the machine is
-printed with each row: on shared cores the figures move with it.
+cores). The servers of a model run side by side and are loaded one at a time, in turn, for several
+rounds (so each comparison is back to back under the same machine load); a row pools its rounds.
+The load average of the machine is printed with each row: on shared cores the figures move with it.
 
 Target (issue 13): with 8 clients, batching gives at least 1.5x the images/s of unbatched serving at
 a p99 no worse than 2x. Reference: about 55 ms per request on one GPU per pod (AKS).
@@ -15,7 +16,7 @@ a p99 no worse than 2x. Reference: about 55 ms per request on one GPU per pod (A
 torch runs with one intra-op thread (OMP_NUM_THREADS=1, `--threads` to change): on cores shared with
 other work, OpenMP threads waiting for each other at every layer made a forward pass 10-20x slower.
 
-    .venv/bin/python benchmarks/images_latency.py [--duration 30] [--models 50,152] [--max-wait-ms 10]
+    .venv/bin/python benchmarks/images_latency.py [--duration 15] [--rounds 3] [--models 50,152] [--max-wait-ms 10]
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -137,8 +140,8 @@ class Server:
             self.proc.wait(timeout=30)
 
 
-def load(url: str, bodies: list[bytes], clients: int, seconds: float) -> dict[str, float]:
-    """`clients` closed loops (send, wait for the answer, send again) for `seconds`: images/s, p50, p99."""
+def load(url: str, bodies: list[bytes], clients: int, seconds: float) -> Run:
+    """`clients` closed loops (send, wait for the answer, send again) for `seconds`: every request's latency."""
     import httpx
 
     latencies: list[list[float]] = [[] for _ in range(clients)]
@@ -170,16 +173,35 @@ def load(url: str, bodies: list[bytes], clients: int, seconds: float) -> dict[st
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - began
-    samples = np.asarray([x for per in latencies for x in per]) * 1000
     if sum(errors):
         raise RuntimeError(f"{sum(errors)} requests failed")
-    p50, p99 = np.percentile(samples, [50, 99])
-    return {"images_s": len(samples) / elapsed, "p50": float(p50), "p99": float(p99), "n": len(samples)}
+    return Run([x * 1000 for per in latencies for x in per], elapsed)
+
+
+@dataclass
+class Run:
+    """Latencies (ms) of the requests of one or more load runs and the time they took."""
+
+    samples: list[float]
+    seconds: float
+    loads: list[float] = field(default_factory=list)
+
+    def add(self, other: Run) -> None:
+        self.samples += other.samples
+        self.seconds += other.seconds
+        self.loads += other.loads
+
+    def summary(self) -> dict[str, float]:
+        p50, p99 = np.percentile(np.asarray(self.samples), [50, 99])
+        load = float(np.mean(self.loads)) if self.loads else float("nan")
+        n = len(self.samples)
+        return {"images_s": n / self.seconds, "p50": float(p50), "p99": float(p99), "n": n, "load": load}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load per measurement")
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds of load per run")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each configuration, taken in turn")
     parser.add_argument("--models", default="50,152", help="ResNet depths, comma-separated")
     parser.add_argument("--max-batch", type=int, default=8, help="--max-batch of the batched server")
     parser.add_argument("--max-wait-ms", type=float, default=10.0, help="--max-wait-ms of the batched server")
@@ -196,30 +218,39 @@ def main() -> None:
     bodies = request_bodies(64)
     print(
         f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f}; one 224x224 JPEG per request "
-        f"({len(bodies[0]):,} bytes); torch threads {args.threads}; {args.duration:.0f} s per row"
+        f"({len(bodies[0]):,} bytes); torch threads {args.threads}; {args.rounds} x {args.duration:.0f} s per row, "
+        "the servers of a model loaded in turn"
     )
     rows = []
     print(HEADER)
+    configs = [("off", 1, False), (f"{args.max_batch}/{args.max_wait_ms:g}ms", args.max_batch, False)]
+    if args.threadpool:
+        configs.append(("off+pool", 1, True))
+    clients_list = [int(c) for c in args.clients.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         for depth in (int(d) for d in args.models.split(",")):
             model = save_model(depth, Path(tmp))
-            unbatched: dict[int, dict[str, float]] = {}
-            configs = [("off", 1, False), (f"{args.max_batch}/{args.max_wait_ms:g}ms", args.max_batch, False)]
-            if args.threadpool:
-                configs.append(("off+pool", 1, True))
-            for label, max_batch, threadpool in configs:
-                with Server(model, max_batch, args.max_wait_ms, args.threads, threadpool) as server:
-                    for clients in (int(c) for c in args.clients.split(",")):
-                        before = os.getloadavg()[0]
-                        result = load(server.url, bodies, clients, args.duration)
-                        result["load"] = (before + os.getloadavg()[0]) / 2
-                        if label == "off":
-                            unbatched[clients] = result
-                        base = unbatched.get(clients) if label != "off" else None
-                        gain = result["images_s"] / base["images_s"] if base else None
-                        p99_ratio = result["p99"] / base["p99"] if base else None
-                        rows.append((f"ResNet-{depth}", label, clients, result, gain, p99_ratio))
-                        print_row(rows[-1], flush=True)
+            runs = {(label, c): Run([], 0.0) for label, _, _ in configs for c in clients_list}
+            with ExitStack() as stack:  # every server of the model up; one is loaded at a time, in turn
+                servers = {
+                    label: stack.enter_context(Server(model, max_batch, args.max_wait_ms, args.threads, pool))
+                    for label, max_batch, pool in configs
+                }
+                for _ in range(args.rounds):
+                    for clients in clients_list:
+                        for label, _, _ in configs:
+                            before = os.getloadavg()[0]
+                            run = load(servers[label].url, bodies, clients, args.duration)
+                            run.loads.append((before + os.getloadavg()[0]) / 2)
+                            runs[label, clients].add(run)
+            for clients in clients_list:
+                base = runs["off", clients].summary()
+                for label, _, _ in configs:
+                    result = runs[label, clients].summary()
+                    gain = result["images_s"] / base["images_s"] if label != "off" else None
+                    p99_ratio = result["p99"] / base["p99"] if label != "off" else None
+                    rows.append((f"ResNet-{depth}", label, clients, result, gain, p99_ratio))
+                    print_row(rows[-1], flush=True)
     print()
     print_table(rows)
 
