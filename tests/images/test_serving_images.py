@@ -50,7 +50,8 @@ def test_a_non_image_is_a_400_naming_the_input(server):
     r = post(server, {"inputs": [{"image": b64(jpeg())}, {"image": b64(b"%PDF-1.7 not a picture")}]})
     assert r.status_code == 400 and r.headers["content-type"] == "application/json"
     error = r.json()["error"]
-    assert error["code"] == "invalid_request" and error["message"].startswith("inputs.1.image: not an image")
+    assert error["code"] == "invalid_request"
+    assert error["message"] == "inputs.1.image: not an image file (JPEG, PNG, GIF, BMP, TIFF, WebP...)"
     assert error["details"][0]["type"] == "not_an_image"
 
 

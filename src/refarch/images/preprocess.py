@@ -59,8 +59,10 @@ def inspect(data: bytes) -> tuple[str, int, int]:
             fmt, (width, height) = str(img.format), img.size
     except Image.DecompressionBombError as err:
         raise ImageRejected("too_many_pixels", str(err), 413) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise ImageRejected("not_an_image", f"not an image Pillow can read: {_short(err)}") from None
+    except UnidentifiedImageError:  # its message names an in-memory file object: say what is expected instead
+        raise ImageRejected("not_an_image", "not an image file (JPEG, PNG, GIF, BMP, TIFF, WebP...)") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageRejected("not_an_image", f"not an image file: {_short(err)}") from None
     if width * height > MAX_PIXELS:
         raise ImageRejected(
             "too_many_pixels",
