@@ -17,7 +17,7 @@ OTHER = "second-key-abcdefghijklmnop"
 
 @pytest.fixture(scope="module")
 def server(tiny_recommender, server_thread):
-    settings = ServeSettings(max_batch=5, max_body_bytes=2000)
+    settings = ServeSettings(max_inputs=5, max_body_bytes=2000)
     app = create_app(tiny_recommender["uri"], api_keys=ApiKeys([KEY, OTHER]), settings=settings)
     with server_thread(app) as srv:
         yield srv

@@ -126,7 +126,10 @@ def load_model(app: ScoringApp) -> None:
     state: AppState = app.state.refarch
     started = time.perf_counter()
     try:
-        served = load_served_model(state.model_uri, max_batch=state.settings.max_batch)
+        settings = state.settings
+        served = load_served_model(
+            state.model_uri, settings.max_inputs, max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms
+        )
     except Exception as err:  # reported by /ready and /health; the traceback goes to the log
         log.exception("could not load model %s", state.model_uri)
         state.load_error = f"{type(err).__name__}: {err}".splitlines()[0][:300]
@@ -163,6 +166,8 @@ def create_app(
         yield
         await state.breaker.stop()
         state.checker.shutdown(wait=False)
+        if state.model is not None and state.model.batcher is not None:
+            state.model.batcher.close()
 
     app = ScoringApp(title=f"refarch scoring: {model_uri}", version="1", description=__doc__, lifespan=lifespan)
     metrics = Metrics()

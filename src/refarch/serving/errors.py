@@ -47,7 +47,9 @@ def _short(part: str | int) -> str | int:
 def from_validation_error(err: ValidationError) -> ApiError:
     """A 400 naming each bad field (`inputs.0.k`), without echoing the input back.
 
-    At most MAX_DETAILS entries, and field names over MAX_NAME characters are cut.
+    At most MAX_DETAILS entries, and field names over MAX_NAME characters are cut. An input type's
+    own check may say a value is too large with the error context `http_status: 413` (an image over
+    the model's pixel limit): when that is the first error, the answer is a 413.
     """
     errors = err.errors(include_url=False, include_input=False)
     details = [
@@ -60,4 +62,6 @@ def from_validation_error(err: ValidationError) -> ApiError:
     first = details[0] if details else {"loc": [], "message": "invalid request"}
     where = ".".join(str(p) for p in first["loc"]) or "body"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return ApiError(400, "invalid_request", f"{where}: {first['message']}{more}", details)
+    too_large = bool(errors) and (errors[0].get("ctx") or {}).get("http_status") == 413
+    status, code = (413, "too_large") if too_large else (400, "invalid_request")
+    return ApiError(status, code, f"{where}: {first['message']}{more}", details)

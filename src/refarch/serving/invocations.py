@@ -131,6 +131,8 @@ class InvocationsHandler:
             inputs = model.parse(body)
             if model.predict_async is not None:
                 result = await model.predict_async(inputs, self.timeout)
+            elif model.batcher is not None:
+                result = await model.batcher.submit(inputs)
             elif self.threadpool or model.threadpool:
                 result = await run_in_threadpool(model.predict, inputs)
             else:
@@ -147,6 +149,8 @@ class InvocationsHandler:
 
     def _failed(self, err: Exception, started: float) -> Answer:
         status = getattr(err, "http_status", 500)
+        if isinstance(status, int) and 400 <= status <= 499:  # the model refused this input (a corrupt image)
+            return status, error_body(str(getattr(err, "code", None) or "invalid_input"), str(err)[:300]), []
         status = status if isinstance(status, int) and 500 <= status <= 599 else 500
         if status == 503:  # the store: counted by the breaker, which logs when it opens
             reason = str(getattr(err, "reason", "unavailable"))

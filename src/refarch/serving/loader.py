@@ -31,11 +31,12 @@ from urllib.request import url2pathname
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 from pydantic_core import from_json
 
+from refarch.serving.batching import DEFAULT_MAX_WAIT_MS, DynamicBatcher
 from refarch.serving.errors import ApiError, from_validation_error
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_BATCH = 100
+DEFAULT_MAX_INPUTS = 100
 
 
 @dataclass
@@ -55,6 +56,7 @@ class ServedModel:
     predict_async: Callable[[list[Any], float], Awaitable[Any]] | None = None
     ready_check_async: Callable[[float], Awaitable[None]] | None = None
     threadpool: bool = False  # the model's predict blocks (an R call): run it off the event loop
+    batcher: DynamicBatcher | None = None  # set when concurrent requests share model calls
 
 
 def _strict_copy(model: type[BaseModel]) -> type[BaseModel]:
@@ -130,7 +132,12 @@ def files_under_this_home(model_uri: str) -> str:
     return str(here)
 
 
-def load_served_model(model_uri: str, max_batch: int = DEFAULT_MAX_BATCH) -> ServedModel:
+def load_served_model(
+    model_uri: str,
+    max_inputs: int = DEFAULT_MAX_INPUTS,
+    max_batch: int = 1,
+    max_wait_ms: float = DEFAULT_MAX_WAIT_MS,
+) -> ServedModel:
     """Load the model (registry aliases, runs and local paths all work) and build its request model."""
     import mlflow
 
@@ -179,7 +186,7 @@ def load_served_model(model_uri: str, max_batch: int = DEFAULT_MAX_BATCH) -> Ser
         __config__=ConfigDict(extra="forbid"),
         inputs=(
             inputs_type,
-            Field(min_length=1, max_length=max_batch, description=f"1 to {max_batch} inputs, scored in one call"),
+            Field(min_length=1, max_length=max_inputs, description=f"1 to {max_inputs} inputs, scored in one call"),
         ),
     )
     adapter = TypeAdapter(request_model)
@@ -209,6 +216,11 @@ def load_served_model(model_uri: str, max_batch: int = DEFAULT_MAX_BATCH) -> Ser
     ready = getattr(python_model, "check_ready", None) if python_model is not None else None
     predict_async = getattr(python_model, "predict_async", None) if input_model is not None else None
     ready_async = getattr(python_model, "check_ready_async", None) if python_model is not None else None
+    batcher = None
+    if max_batch > 1 and input_model is not None:  # typed models answer a list, one result per input
+        batcher = DynamicBatcher(predict, max_batch=max_batch, max_wait_ms=max_wait_ms, name=name)
+    elif max_batch > 1:
+        log.warning("model %s has no list[pydantic] input hint: served without dynamic batching", model_uri)
     return ServedModel(
         uri=model_uri,
         name=name,
@@ -223,6 +235,7 @@ def load_served_model(model_uri: str, max_batch: int = DEFAULT_MAX_BATCH) -> Ser
         predict_async=predict_async if inspect.iscoroutinefunction(predict_async) else None,
         ready_check_async=ready_async if inspect.iscoroutinefunction(ready_async) else None,
         threadpool=bool(getattr(python_model, "predict_in_threadpool", False)),
+        batcher=batcher,
     )
 
 

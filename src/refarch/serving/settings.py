@@ -61,7 +61,16 @@ class StoreGuard(_Settings):
 
 
 class ServeSettings(_Settings):
-    max_batch: int = Field(100, ge=1, le=10_000, description="most inputs per request")
+    max_inputs: int = Field(100, ge=1, le=10_000, description="most inputs per request")
+    max_batch: int = Field(
+        1,
+        ge=1,
+        le=10_000,
+        description="dynamic batching: most inputs per model call, from concurrent requests (1: off)",
+    )
+    max_wait_ms: float = Field(
+        5.0, ge=0, le=1000, description="dynamic batching: how long a request waits for others to share its call"
+    )
     max_body_bytes: int = Field(1 << 20, ge=1024, description="largest request body (413)")
     threadpool: bool = Field(False, description="run a synchronous predict in a thread pool (slow models)")
     limits: ConnectionLimits = Field(default_factory=ConnectionLimits)
