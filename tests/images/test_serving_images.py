@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from refarch.serving.app import create_app
+from refarch.serving.settings import ServeSettings
 
 from .conftest import jpeg, png
 
@@ -22,7 +23,8 @@ def b64(data: bytes) -> str:
 
 @pytest.fixture(scope="module", params=[1, 8], ids=["unbatched", "batched"])
 def server(request, model_dir, local_server):
-    app = create_app(str(model_dir), auth=False, max_body_bytes=MAX_BODY, max_batch=request.param, max_wait_ms=50)
+    settings = ServeSettings(max_body_bytes=MAX_BODY, max_batch=request.param, max_wait_ms=50)
+    app = create_app(str(model_dir), auth=False, settings=settings)
     with local_server(app) as srv:
         yield srv
 
@@ -99,7 +101,7 @@ def test_concurrent_requests_get_the_answers_of_unbatched_scoring(server, model_
 
 
 def test_batching_merges_concurrent_requests(model_dir, local_server):
-    app = create_app(str(model_dir), auth=False, max_batch=8, max_wait_ms=300)
+    app = create_app(str(model_dir), auth=False, settings=ServeSettings(max_batch=8, max_wait_ms=300))
     with local_server(app) as srv, ThreadPoolExecutor(6) as pool:
         body = {"inputs": [{"image": b64(jpeg(seed=20))}]}
         answers = list(pool.map(lambda _: post(srv, body), range(6)))
