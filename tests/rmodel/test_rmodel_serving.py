@@ -98,7 +98,7 @@ def test_a_slow_r_call_blocks_no_health_check(picky_rds, embedded_picky, trackin
 @pytest.mark.slow
 def test_refarch_serve_gives_one_r_per_core_for_the_champion(tiny_model, tiny_ranger, tracking):
     """`refarch serve --model models:/rmodel_tiny@champion` in a subprocess, workers left to their default."""
-    from refarch.rmodel.model import cpu_count
+    from refarch.serving.workers import cpu_count
 
     port = free_port()
     env = {**os.environ, "REFARCH_API_KEYS": KEY, "MLFLOW_TRACKING_URI": tracking}
