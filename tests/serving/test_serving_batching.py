@@ -154,6 +154,6 @@ def test_cli_names_the_batching_and_request_limits(monkeypatch, capsys):
     assert (defaults.max_inputs, defaults.max_batch) == (100, 1)  # batching is off unless asked for
     monkeypatch.setenv("REFARCH_API_KEYS", "cli-key-0123456789abcdef")
     assert main(["serve", "--model", "m", "--max-wait-ms", "-1"]) == 2
-    assert "--max-wait-ms must not be negative" in capsys.readouterr().err
+    assert "--max-wait-ms: Input should be greater than or equal to 0" in capsys.readouterr().err
     assert main(["serve", "--model", "m", "--max-inputs", "0"]) == 2
     assert "--max-inputs must be at least 1" in capsys.readouterr().err
