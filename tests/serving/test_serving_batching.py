@@ -156,4 +156,4 @@ def test_cli_names_the_batching_and_request_limits(monkeypatch, capsys):
     assert main(["serve", "--model", "m", "--max-wait-ms", "-1"]) == 2
     assert "--max-wait-ms: Input should be greater than or equal to 0" in capsys.readouterr().err
     assert main(["serve", "--model", "m", "--max-inputs", "0"]) == 2
-    assert "--max-inputs must be at least 1" in capsys.readouterr().err
+    assert "--max-inputs: Input should be greater than or equal to 1" in capsys.readouterr().err
