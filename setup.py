@@ -4,6 +4,7 @@ The core requirements accept what Databricks Runtime 17.3 LTS ML ships (requirem
 checked by tests/test_runtime_fit.py), so installing the wheel on a job cluster upgrades or downgrades
 nothing: it adds only redis. Everything else is an extra:
 - `serving`: the scoring app (`refarch serve`), for the AKS image and local serving;
+- `rmodel`: rpy2, for serving models written in R (the R itself comes from Debian);
 - `local`: what runs the bundle on a laptop or CI (Spark itself, the full MLflow with its SQLite
   registry), pinned to what the tests run here; Databricks runtimes bring their own Spark, and a second
   one on a cluster breaks it;
@@ -35,6 +36,12 @@ SERVING = [
     "httpx>=0.27",
 ]
 
+# The R-backed pyfunc (refarch.rmodel): one embedded R per process. rpy2 3.6 needs R >= 4.5 in ABI
+# mode; 3.5.17 runs on the R 4.2 that Debian 12 and the AKS R image ship.
+RMODEL = [
+    "rpy2==3.5.17",
+]
+
 LOCAL = [
     "pyspark==4.0.1",
     "mlflow==3.17.2",
@@ -61,7 +68,7 @@ setup(
     package_data={"refarch": ["py.typed"], "refarch.jobs": ["schema/*.json", "schema/CLI_VERSION"]},
     python_requires=">=3.10",
     install_requires=CORE,
-    extras_require={"serving": SERVING, "local": LOCAL, "dev": DEV},
+    extras_require={"serving": SERVING, "rmodel": RMODEL, "local": LOCAL, "dev": DEV},
     entry_points={
         "console_scripts": [
             "refarch=refarch.cli:main",

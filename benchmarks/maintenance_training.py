@@ -19,7 +19,7 @@ import time
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--machines", default="100")
+    parser.add_argument("--machines", default="", help="generated machines (default: generator.machines in conf)")
     parser.add_argument("--home", default=None, help="state folder (default: a new temporary one)")
     parser.add_argument("--skip-scoring", action="store_true")
     args = parser.parse_args()
@@ -30,17 +30,22 @@ def main() -> int:
     import mlflow
 
     from refarch.jobs.runner import run_job
+    from refarch.maintenance.settings import Settings
+    from refarch.maintenance.steps import model_name
+    from refarch.runtime.config import load_config
 
+    config = load_config("maintenance")
+    settings = config.settings(Settings, {"generator.machines": int(args.machines)} if args.machines else {})
     began = time.perf_counter()
     training = run_job("maintenance_training", {"machines": args.machines})
-    lines = [f"state folder: {os.environ['REFARCH_HOME']}", f"machines: {args.machines}"]
+    lines = [f"state folder: {os.environ['REFARCH_HOME']}", f"machines: {settings.generator.machines}"]
     lines += [f"training task {t.task_key}: {t.status} in {t.seconds:.1f} s" for t in training.tasks]
     lines.append(f"training job: {time.perf_counter() - began:.1f} s")
     if not training.ok:
         print("\n".join([*lines, training.summary()]))  # a benchmark prints its figures
         return 1
     client = mlflow.MlflowClient()
-    champion = client.get_model_version_by_alias("maintenance", "champion")
+    champion = client.get_model_version_by_alias(model_name(config, settings), "champion")
     metrics = client.get_run(champion.run_id).data.metrics
     for key in ("failure_precision", "failure_recall", "failure_f1", "accuracy"):
         lines.append(f"held-out {key}: {metrics[key]:.4f}")

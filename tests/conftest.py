@@ -82,6 +82,11 @@ def python_without_refarch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ).stdout.strip()
     ours = [p for p in site.getsitepackages() if Path(p).is_dir()] or [sysconfig.get_paths()["purelib"]]
     (Path(purelib) / "borrowed.pth").write_text("\n".join(ours) + "\n")
+    # unset $PYTHONPATH too: a worktree's src/ on it would make refarch importable again
+    isolated = env / "bin" / "python-without-pythonpath"
+    isolated.write_text(f'#!/bin/sh\nunset PYTHONPATH\nexec "{python}" "$@"\n')
+    isolated.chmod(0o755)
+    python = isolated
     probe = subprocess.run(
         [str(python), "-c", "import mlflow, sklearn; import refarch"], cwd=env, capture_output=True, text=True
     )

@@ -40,11 +40,12 @@ def _job_list(args: argparse.Namespace) -> int:
 def _job_check(args: argparse.Namespace) -> int:
     from refarch.jobs.bundle import load_bundle
     from refarch.jobs.check import check_job_parameters
-    from refarch.jobs.runner import job_parameters, parse_params
+    from refarch.jobs.runner import dynamic_references, job_parameters, parse_params, resolve_dynamic
 
-    bundle = load_bundle(target=args.target)
+    bundle = load_bundle(target=args.target, strict=False)
     job = bundle.job(args.job)
     values = job_parameters(job.spec, parse_params(args.param))
+    values = resolve_dynamic(values, dynamic_references(job, values, "check"))
     check_job_parameters(job, values, bundle.root, bundle.target)
     sys.stdout.write(f"job {job.key}: every parameter is valid for target {bundle.target}\n")
     return 0

@@ -6,6 +6,7 @@ import pytest
 from mlflow import MlflowClient
 
 from refarch.faq.ingest import ingest, load_raw
+from refarch.jobs.check import JobParameterError
 from refarch.jobs.runner import run_job
 from refarch.runtime.quality import TooManyBadRows
 
@@ -63,7 +64,7 @@ def test_unknown_dataset_is_refused(config, faq_settings):
 def test_faq_job_runs_end_to_end(spark, tables):
     result = run_job("faq", params=TINY)
     assert result.ok, result.summary()
-    assert [t.task_key for t in result.tasks] == ["prepare", "train", "ask"]
+    assert [t.task_key for t in result.tasks] == ["check_parameters", "prepare", "train", "ask"]
     originals = tables.read("faq_originals").count()
     evaluation = tables.read("faq_evaluation").toPandas()
     assert originals >= 10
@@ -75,9 +76,8 @@ def test_faq_job_runs_end_to_end(spark, tables):
     assert run.data.metrics["n_originals"] == originals
 
 
-def test_a_bad_job_parameter_fails_the_first_task_by_name():
-    result = run_job("faq", params={**TINY, "min_dupes": "0"})
-    assert not result.ok
-    assert result.tasks[0].status == "FAILED"
-    assert "min_dupes" in result.tasks[0].error
-    assert [t.status for t in result.tasks[1:]] == ["SKIPPED", "SKIPPED"]
+def test_a_bad_job_parameter_fails_before_the_first_task_by_name():
+    with pytest.raises(JobParameterError) as caught:
+        run_job("faq", params={**TINY, "min_dupes": "0"})
+    assert "parameter 'min_dupes' (min_dupes)" in str(caught.value)
+    assert "task prepare: notebooks/faq/01_prepare.ipynb" in str(caught.value)

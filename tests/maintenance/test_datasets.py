@@ -63,9 +63,9 @@ def test_generator_is_reproducible_and_checks_its_arguments():
     b = pdm.generate(2, dt.date(2015, 1, 1), dt.date(2015, 1, 15), seed=9)
     pd.testing.assert_frame_equal(a["telemetry"], b["telemetry"])
     with pytest.raises(ValueError, match="n_machines"):
-        pdm.generate(0)
+        pdm.generate(0, dt.date(2015, 1, 1), dt.date(2015, 1, 2), seed=1)
     with pytest.raises(ValueError, match="after start"):
-        pdm.generate(1, dt.date(2015, 2, 1), dt.date(2015, 1, 1))
+        pdm.generate(1, dt.date(2015, 2, 1), dt.date(2015, 1, 1), seed=1)
 
 
 def test_both_public_formats_read_to_the_same_values(spark, tmp_path):
@@ -110,7 +110,7 @@ def test_sources_keep_urls_of_both_versions():
 
 def test_fetch_files_takes_the_users_folder(tmp_path):
     folder = tmp_path / "mine"
-    pdm.write_csv(pdm.generate(1, dt.date(2015, 1, 1), dt.date(2015, 1, 2)), folder, style="us")
+    pdm.write_csv(pdm.generate(1, dt.date(2015, 1, 1), dt.date(2015, 1, 2), seed=1), folder, style="us")
     files = pdm.fetch_files("pdm1000", tmp_path / "cache", local_dir=folder)
     assert files["telemetry"] == folder / "telemetry.csv"
     (folder / "errors.csv").unlink()
@@ -123,7 +123,7 @@ def test_fetch_files_takes_the_users_folder(tmp_path):
 def test_fetch_files_downloads_once_into_the_cache_and_checks_the_checksum(tmp_path, monkeypatch):
     """The download path for real, from file:// URLs: first call fetches, second uses the cache."""
     published = tmp_path / "published"
-    paths = pdm.write_csv(pdm.generate(1, dt.date(2015, 1, 1), dt.date(2015, 1, 2)), published)
+    paths = pdm.write_csv(pdm.generate(1, dt.date(2015, 1, 1), dt.date(2015, 1, 2), seed=1), published)
     digest = {k: hashlib.sha256(p.read_bytes()).hexdigest() for k, p in paths.items()}
     monkeypatch.setitem(pdm.SOURCES, "pdm100", {k: RemoteFile(p.as_uri(), sha256=digest[k]) for k, p in paths.items()})
     cache = tmp_path / "cache"
@@ -142,7 +142,7 @@ def test_fetch_files_downloads_once_into_the_cache_and_checks_the_checksum(tmp_p
 
 
 def test_write_csv_round_trips_through_pandas(tmp_path: Path):
-    frames = pdm.generate(1, dt.date(2015, 1, 1), dt.date(2015, 1, 2))
+    frames = pdm.generate(1, dt.date(2015, 1, 1), dt.date(2015, 1, 2), seed=1)
     paths = pdm.write_csv(frames, tmp_path)
     back = pd.read_csv(paths["machines"])
     assert back.to_dict("records") == frames["machines"].to_dict("records")

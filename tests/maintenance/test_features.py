@@ -11,6 +11,8 @@ from refarch.datasets import maintenance as pdm
 from refarch.maintenance.features import FeatureSpec, build_features, feature_columns
 from refarch.maintenance.labels import add_labels
 
+from .conftest import SPEC
+
 T0 = dt.datetime(2015, 1, 1)
 
 
@@ -34,7 +36,7 @@ def hand_made(spark):
         "datetime timestamp, machineID int, comp string",
     )
     machines = spark.createDataFrame([(1, "model3", 18)], "machineID int, model string, age int")
-    rows = build_features(telemetry, errors, maint, machines, dt.date(2015, 1, 2), dt.date(2015, 1, 3))
+    rows = build_features(telemetry, errors, maint, machines, dt.date(2015, 1, 2), dt.date(2015, 1, 3), SPEC)
     return {r.datetime: r for r in rows.collect()}
 
 
@@ -81,7 +83,7 @@ def test_labels_name_the_component_failing_in_the_next_24_hours(spark):
         [(hour(30), 1, "comp3"), (hour(30), 1, "comp1"), (hour(30), 2, "comp4")],
         "datetime timestamp, machineID int, failure string",
     )
-    labels = {r.datetime: r.label for r in add_labels(rows, failures).collect()}
+    labels = {r.datetime: r.label for r in add_labels(rows, failures, horizon_hours=24).collect()}
     # t < failure <= t + 24h: hours 6 .. 27; at 30 the failure is now, not ahead; comp1 wins the tie
     assert [h for h in range(0, 48, 3) if labels[hour(h)] == "comp1"] == list(range(6, 30, 3))
     assert {labels[hour(h)] for h in (0, 3, 30, 33, 45)} == {"none"}
@@ -111,7 +113,7 @@ def test_features_at_t_do_not_change_when_the_future_changes(spark):
             )
         ),
     }
-    spec = FeatureSpec()
+    spec = SPEC
     start, end = dt.date(2015, 1, 2), dt.date(2015, 1, 11)
 
     def features(src):
@@ -129,4 +131,4 @@ def test_features_at_t_do_not_change_when_the_future_changes(spark):
 
 def test_window_lengths_must_fit_the_step():
     with pytest.raises(ValueError, match="multiple of step_hours"):
-        FeatureSpec(short_hours=4, step_hours=3)
+        FeatureSpec(short_hours=4, long_hours=24, error_hours=24, step_hours=3)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import mlflow
 import pytest
 
-from refarch.maintenance import CLASSES
+from refarch.maintenance.labels import CLASSES
 from refarch.maintenance.registry import current_champion, log_and_register, promote_if_better
 from refarch.maintenance.score import NoChampionError, in_range, load_champion, score, write_scores
-from refarch.maintenance.train import TrainSettings, evaluate, feature_importances, fit, label_index
+from refarch.maintenance.train import evaluate, feature_importances, fit, label_index
 
-from .conftest import day
+from .conftest import SPEC, day, train_settings
 
 
 @pytest.fixture(scope="module")
@@ -20,10 +20,10 @@ def registered(spark, mlflow_experiment):
 
     name = "maintenance_score_test"
     features = spark.createDataFrame(tiny_features())
-    model = fit(features, TrainSettings(num_trees=10, max_depth=5, negative_fraction=1.0))
+    model = fit(features, train_settings(num_trees=10, max_depth=5), SPEC)
     ev = evaluate(model, label_index(features))
     with mlflow.start_run(run_name="score-test"):
-        version = log_and_register(model, ev, feature_importances(model), {"num_trees": 4}, name, features)
+        version = log_and_register(model, ev, feature_importances(model, SPEC), {"num_trees": 4}, name, features)
     return name, version, ev
 
 
@@ -94,7 +94,17 @@ def test_rerunning_a_range_replaces_that_range_only(spark, tables, registered, f
 
 @pytest.mark.slow
 def test_one_vs_rest_scores_get_probabilities_too(spark, features_df):
-    model = fit(features_df, TrainSettings(algorithm="gbt_ovr", max_iter=3, max_depth=3, negative_fraction=1.0))
+    model = fit(features_df, train_settings(algorithm="gbt_ovr", max_iter=3, max_depth=3), SPEC)
     rows = score(model, features_df, "x").collect()
     assert all(sum(r[f"prob_{c}"] for c in CLASSES) == pytest.approx(1.0) for r in rows)
     assert all(max((r[f"prob_{c}"], c) for c in CLASSES)[1] == r.predicted_component for r in rows)
+
+
+def test_a_class_missing_from_training_scores_with_probability_zero(spark, features_df):
+    """A short history where comp4 never failed: the model knows four classes, scoring still fills five."""
+    model = fit(features_df.where("label != 'comp4'"), train_settings(num_trees=5, max_depth=4), SPEC)
+    rows = score(model, features_df, "x").collect()
+    assert {r.prob_comp4 for r in rows} == {0.0}
+    assert all(sum(r[f"prob_{c}"] for c in CLASSES) == pytest.approx(1.0) for r in rows)
+    assert "comp4" not in {r.predicted_component for r in rows}
+    assert len(rows) == features_df.count()

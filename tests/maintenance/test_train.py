@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from refarch.maintenance.train import (
-    TrainSettings,
     balance,
     evaluate,
     evaluate_counts,
@@ -18,7 +17,7 @@ from refarch.maintenance.train import (
     temporal_split,
 )
 
-from .conftest import tiny_features
+from .conftest import SPEC, tiny_features, train_settings
 
 
 def test_metrics_from_counts_worked_out_by_hand():
@@ -55,15 +54,15 @@ def test_temporal_split_cuts_at_midnight(features_df):
 
 def test_balance_keeps_every_failure_and_weights_classes(spark):
     df = spark.createDataFrame([("none",)] * 100 + [("comp1",)] * 10 + [("comp2",)] * 5, "label string")
-    out = balance(df, TrainSettings(negative_fraction=1.0, class_weight_power=1.0))
+    out = balance(df, train_settings(negative_fraction=1.0, class_weight_power=1.0))
     weights = {r.label: r.weight for r in out.select("label", "weight").distinct().collect()}
     assert weights == pytest.approx({"none": 115 / 300, "comp1": 115 / 30, "comp2": 115 / 15})
-    sampled = balance(df, TrainSettings(negative_fraction=0.2, class_weight_power=0.0))
+    sampled = balance(df, train_settings(negative_fraction=0.2, class_weight_power=0.0))
     counts = {r.label: r["count"] for r in sampled.groupBy("label").count().collect()}
     assert counts["comp1"] == 10 and counts["comp2"] == 5 and 5 <= counts["none"] <= 40
     assert {r.weight for r in sampled.select("weight").distinct().collect()} == {1.0}
     with pytest.raises(ValueError, match="only the classes"):
-        balance(df.where("label = 'none'"), TrainSettings(negative_fraction=1.0))
+        balance(df.where("label = 'none'"), train_settings(negative_fraction=1.0))
 
 
 def test_label_index_follows_the_class_order(spark):
@@ -74,14 +73,14 @@ def test_label_index_follows_the_class_order(spark):
 @pytest.mark.parametrize("algorithm", ["random_forest", pytest.param("gbt_ovr", marks=pytest.mark.slow)])
 def test_fit_learns_an_obvious_signal(spark, algorithm):
     features = spark.createDataFrame(tiny_features(days=8))
-    settings = TrainSettings(algorithm=algorithm, num_trees=20, max_depth=4, max_iter=10, negative_fraction=1.0)
+    settings = train_settings(algorithm=algorithm, num_trees=20, max_depth=4, max_iter=10, negative_fraction=1.0)
     train, test = temporal_split(features, dt.date(2015, 1, 6))
-    model = fit(train, settings)
+    model = fit(train, settings, SPEC)
     ev = evaluate(model, label_index(test))
     # boosted trees on 120 rows saturate to a few margin values and tie now and then
     floor = 1.0 if algorithm == "random_forest" else 0.75
     assert ev.pooled["failure_recall"] >= floor and ev.pooled["failure_precision"] >= floor
-    top = feature_importances(model)
+    top = feature_importances(model, SPEC)
     signal = {"volt_mean_3h", "volt_mean_24h", "rotate_mean_3h", "pressure_mean_3h", "vibration_mean_3h"}
     assert top.index[0] in signal
     assert top.sum() == pytest.approx(1.0, abs=1e-6)

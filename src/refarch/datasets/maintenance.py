@@ -177,10 +177,10 @@ class GeneratorSettings:
 
 
 def generate(
-    n_machines: int = 100,
-    start: dt.date = dt.date(2015, 1, 1),
-    end: dt.date = dt.date(2016, 1, 1),
-    seed: int = 42,
+    n_machines: int,
+    start: dt.date,
+    end: dt.date,
+    seed: int,
     settings: GeneratorSettings | None = None,
 ) -> dict[str, pd.DataFrame]:
     """The five tables (pandas, typed) for `n_machines` with hourly telemetry in [start 06:00, end 06:00)."""

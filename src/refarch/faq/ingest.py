@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -44,7 +45,7 @@ def load_raw(
         return generate_faq_data(**settings.generator.model_dump())
     if dataset == "stackoverflow":
         return load_stackoverflow(
-            config.home / "datasets" / "stackoverflow",
+            Path(config.target.paths.datasets) / "stackoverflow",
             questions_path=questions_path or None,
             duplicates_path=duplicates_path or None,
             answers_path=answers_path or None,

@@ -19,7 +19,7 @@ DATASET = Param(
     "stackoverflow: the Azure reference's three Stack Overflow files",
 )
 
-_FALLBACK = "empty: the cached copy under <home>/datasets/stackoverflow, else a download from the reference"
+_FALLBACK = "empty: the cached copy in the target's datasets folder (a volume on Databricks), else a download"
 
 PREPARE = notebook(
     "01_prepare",

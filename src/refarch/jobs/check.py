@@ -7,12 +7,16 @@ table names, and the settings that parameters override. The declarations come fr
 so the same check runs in the local runner and as the first task of a Databricks job, where the
 notebooks are workspace objects and only the wheel is importable. A notebook of your own that
 declares its parameters inline is read by running its first cell in declare-only mode (locally).
+R notebooks cannot declare inline: theirs live in `refarch.<pipeline>.params` like any other.
+A base parameter fed by an earlier task's value (`{{tasks.<task>.values.<key>}}`) is known only
+while the job runs: the parameter it fills is left to the notebook.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +28,8 @@ from refarch.runtime.notebook import parse_values, resolve_params, typed_setting
 from refarch.runtime.params import Notebook, Param, ParameterError
 
 log = logging.getLogger(__name__)
+
+TASK_VALUE = re.compile(r"\{\{\s*tasks\.[\w.]+\s*\}\}")
 
 
 class JobParameterError(ParameterError):
@@ -69,6 +75,9 @@ def declaration_for(path: Path) -> Notebook | None:
     found = registered_declaration(path)
     if found is not None or not path.is_file():
         return found
+    if path.suffix.lower() == ".r":
+        log.warning("%s: an R notebook without a declaration in refarch.%s.params", path.name, path.parent.name)
+        return None
     from refarch.jobs.notebook_exec import NotebookError, declaration_of
 
     try:
@@ -112,7 +121,13 @@ def check_job_parameters(
         nb = task.declaration
         if nb is None:
             continue
-        widgets = {k: v for k, v in task.base_parameters.items() if resolve is not None or "{{" not in v}
+        # filled by an upstream task while the job runs (unless a job parameter of that name wins)
+        deferred = {k for k, v in task.base_parameters.items() if TASK_VALUE.search(v) and k not in values}
+        widgets = {
+            k: v
+            for k, v in task.base_parameters.items()
+            if k not in deferred and (resolve is not None or "{{" not in v)
+        }
         if resolve is not None:
             widgets = {k: resolve(v) for k, v in widgets.items()}
         widgets.update(values)
@@ -123,6 +138,9 @@ def check_job_parameters(
         except ConfigError as err:
             report(str(err), task)
             continue
+        # a setting overridden by a task value is known only at run time: the settings are checked then
+        settings_known = not any(p.setting is not None and p.name in deferred for p in declared)
+        declared = tuple(p for p in declared if p.name not in deferred)
         bad = False
         for p in declared:
             try:
@@ -130,7 +148,7 @@ def check_job_parameters(
             except ParameterError as err:
                 report(str(err), task)
                 bad = True
-        if bad:
+        if bad or not settings_known:
             continue
         try:
             typed_settings(nb, configs[nb.pipeline], parse_values(declared, widgets))

@@ -2,7 +2,9 @@
 
 Tasks run in `depends_on` order in this process, sharing one Spark session; notebook
 tasks get their `base_parameters` plus the job parameters as widget values; retries
-follow `max_retries`; a failure stops the tasks that depend on it and is named.
+follow `max_retries`; a failure stops the tasks that depend on it and is named. R notebooks
+(Databricks source format, `.r`) run with Rscript (refarch.jobs.r_notebook); base parameters
+may refer to an earlier task's values, `{{tasks.<task>.values.<key>}}`, as on Databricks.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from refarch.jobs.bundle import JobDef, load_bundle
+from refarch.jobs.bundle import UNRESOLVED, JobDef, load_bundle
 from refarch.jobs.check import check_job_parameters
 from refarch.jobs.notebook_exec import NotebookError, run_notebook
+from refarch.jobs.r_notebook import is_r_notebook, run_r_notebook
 from refarch.runtime.notebook import LocalRunContext, NotebookExit, local_run
-from refarch.runtime.params import ParameterError
+from refarch.runtime.params import ParameterError, to_text
 
 log = logging.getLogger(__name__)
 
@@ -95,14 +98,46 @@ def job_parameters(spec: Mapping[str, Any], given: Mapping[str, str]) -> dict[st
     return {**declared, **given}
 
 
+def dynamic_references(job: JobDef, values: Mapping[str, str], run_id: str) -> dict[str, str]:
+    """The `{{...}}` dynamic value references of a local run, as a manual run on Databricks has them."""
+    start = dt.datetime.now(dt.timezone.utc)
+    return {
+        "job.id": job.key,
+        "job.name": str(job.spec.get("name", job.key)),
+        "job.run_id": run_id,
+        "job.start_time.iso_date": start.date().isoformat(),
+        "job.start_time.iso_datetime": start.isoformat(timespec="seconds"),
+        "job.trigger.time.iso_date": start.date().isoformat(),
+        "job.trigger.time.iso_datetime": start.isoformat(timespec="seconds"),
+        "job.trigger.type": "manual",
+        **{f"job.parameters.{k}": v for k, v in values.items()},
+    }
+
+
+def resolve_dynamic(values: Mapping[str, str], refs: Mapping[str, str]) -> dict[str, str]:
+    """Job parameter values with their `{{...}}` references filled in (unknown ones kept as written)."""
+    return {k: _DYNAMIC.sub(lambda m: refs.get(m.group(1), m.group(0)), v) for k, v in values.items()}
+
+
 def _dynamic(value: str, refs: Mapping[str, str], where: str) -> str:
     def sub(m: re.Match[str]) -> str:
         key = m.group(1)
         if key not in refs:
+            if key.startswith("tasks."):
+                raise JobError(f"{where}: {{{{{key}}}}}: no such task value was set by an upstream task of this run")
             raise JobError(f"{where}: unknown dynamic value reference {{{{{key}}}}}")
         return refs[key]
 
     return _DYNAMIC.sub(sub, value)
+
+
+def task_value_refs(task_values: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """`tasks.<task>.values.<key>` for every value set so far in this run (as widget text)."""
+    return {
+        f"tasks.{task}.values.{key}": to_text(value)
+        for task, values in task_values.items()
+        for key, value in values.items()
+    }
 
 
 def _task_order(tasks: list[dict[str, Any]], job: str) -> list[str]:
@@ -132,8 +167,13 @@ def _cluster_env(job: dict[str, Any], task: dict[str, Any]) -> dict[str, str]:
     cluster = task.get("new_cluster")
     if key:
         cluster = next((c["new_cluster"] for c in job.get("job_clusters", []) if c["job_cluster_key"] == key), None)
-    env = (cluster or {}).get("spark_env_vars", {}) or {}
-    return {k: str(v) for k, v in env.items()}
+    env = {k: str(v) for k, v in ((cluster or {}).get("spark_env_vars", {}) or {}).items()}
+    # secrets and resource ids exist only in a workspace; the workspace's catalog and schema are not ours
+    return {
+        k: v
+        for k, v in env.items()
+        if "{{secrets/" not in v and UNRESOLVED not in v and k not in ("REFARCH_CATALOG", "REFARCH_SCHEMA")
+    }
 
 
 class _Env:
@@ -202,19 +242,10 @@ def run_job(
     values = job_parameters(spec, params or {})
     tasks = {t["task_key"]: t for t in spec.get("tasks", [])}
     order = _task_order(list(tasks.values()), job.key)
-    start = dt.datetime.now(dt.timezone.utc)
     run_id = uuid.uuid4().hex[:12]
-    refs = {
-        "job.id": job.key,
-        "job.name": str(spec.get("name", job.key)),
-        "job.run_id": run_id,
-        "job.start_time.iso_date": start.date().isoformat(),
-        "job.start_time.iso_datetime": start.isoformat(timespec="seconds"),
-        "job.trigger.time.iso_date": start.date().isoformat(),
-        "job.trigger.time.iso_datetime": start.isoformat(timespec="seconds"),
-        "job.trigger.type": "manual",
-        **{f"job.parameters.{k}": v for k, v in values.items()},
-    }
+    refs = dynamic_references(job, values, run_id)
+    values = resolve_dynamic(values, refs)  # a default such as {{job.trigger.time.iso_date}}
+    refs.update({f"job.parameters.{k}": v for k, v in values.items()})
     check_job_parameters(
         job, values, bundle.root, bundle.target, resolve=lambda v: _DYNAMIC.sub(lambda m: refs.get(m.group(1), ""), v)
     )
@@ -285,9 +316,13 @@ def _execute(
         path = (job.folder / nb["notebook_path"]).resolve()
         if path.suffix != ".ipynb" and not path.exists():
             path = path.with_name(path.name + ".ipynb")
+        refs = {**refs, **task_value_refs(task_values)}
         base = {k: _dynamic(str(v), refs, where) for k, v in (nb.get("base_parameters") or {}).items()}
         widgets = {**base, **job_params}  # job parameters win, as on Databricks
         log.info("task %s: notebook %s with %s", key, path.name, widgets)
+        if is_r_notebook(path):
+            timeout = task.get("timeout_seconds")
+            return run_r_notebook(path, widgets, timeout=float(timeout) if timeout else None)
         try:
             with local_run(LocalRunContext(parameters=widgets, task_key=key, task_values=task_values)):
                 run_notebook(path)

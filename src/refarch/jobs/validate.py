@@ -113,7 +113,7 @@ def is_notebook(path: Path) -> bool:
             return True
         except Exception:
             return False
-    if path.suffix == ".py":
+    if path.suffix in (".py", ".r"):  # Databricks source format (Python, R)
         return path.read_text().startswith("# Databricks notebook source")
     return False
 

@@ -1,5 +1,7 @@
 """Predictive maintenance: ingest the five raw files, build features and labels, train an
-MLlib classifier of the component that fails next, and score date ranges on a schedule."""
+MLlib classifier of the component that fails next, and score date ranges on a schedule.
 
-CLASSES = ("none", "comp1", "comp2", "comp3", "comp4")
-"""Label values; the position is the label index the classifier learns."""
+`params` declares each notebook's parameters, `settings` types conf/maintenance.yml, `steps`
+holds what the notebooks call; `ingest`, `features`, `labels`, `train`, `registry` and
+`score` hold the logic.
+"""

@@ -28,12 +28,12 @@ DAY = 86400
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """Window lengths and the spacing of feature rows, in hours."""
+    """Window lengths and the spacing of feature rows, in hours (from `settings.features.spec()`)."""
 
-    short_hours: int = 3
-    long_hours: int = 24
-    error_hours: int = 24
-    step_hours: int = 3
+    short_hours: int
+    long_hours: int
+    error_hours: int
+    step_hours: int
 
     def __post_init__(self) -> None:
         if min(self.short_hours, self.long_hours, self.error_hours, self.step_hours) < 1:
@@ -43,7 +43,7 @@ class FeatureSpec:
                 raise ValueError(f"{name} ({getattr(self, name)}) must be a multiple of step_hours ({self.step_hours})")
 
 
-def feature_columns(spec: FeatureSpec = FeatureSpec()) -> list[str]:
+def feature_columns(spec: FeatureSpec) -> list[str]:
     """The numeric feature columns, in a fixed order (the model's input order)."""
     cols = []
     for hours in (spec.short_hours, spec.long_hours):
@@ -79,7 +79,7 @@ def build_features(
     machines: DataFrame,
     start: dt.date,
     end: dt.date,
-    spec: FeatureSpec = FeatureSpec(),
+    spec: FeatureSpec,
 ) -> DataFrame:
     """Feature rows for [start, end): rolling sensor statistics, error counts, component ages.
 

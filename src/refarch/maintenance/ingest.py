@@ -37,8 +37,8 @@ def _small_splits(spark: SparkSession, size: str = "16m") -> Iterator[None]:
         spark.conf.set(key, old)
 
 
-def table_names(prefix: str = "maintenance") -> dict[str, str]:
-    """Default table of each raw file: maintenance_telemetry, maintenance_errors, ..."""
+def table_names(prefix: str) -> dict[str, str]:
+    """The table of each raw file: <prefix>_telemetry, <prefix>_errors, ..."""
     return {k: f"{prefix}_{k}" for k in KINDS}
 
 
@@ -94,7 +94,7 @@ def ingest_file(
     kind: str,
     table: str,
     quarantine_table: str,
-    max_bad_share: float = 0.01,
+    max_bad_share: float,
 ) -> QualityReport:
     """Read one raw file, write its good rows to `table` and its bad rows to `quarantine_table`."""
     from pyspark import StorageLevel
@@ -116,11 +116,10 @@ def ingest_all(
     spark: SparkSession,
     tables: Tables,
     files: Mapping[str, Path | str],
-    names: Mapping[str, str] | None = None,
-    max_bad_share: float = 0.01,
+    names: Mapping[str, str],
+    max_bad_share: float,
 ) -> list[QualityReport]:
     """Ingest the five files; each table gets a `<table>_quarantine` next to it."""
-    names = names or table_names()
     missing = [k for k in KINDS if k not in files]
     if missing:
         raise ValueError(f"missing raw file(s): {', '.join(missing)}")

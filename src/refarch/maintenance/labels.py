@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from refarch.datasets.maintenance import COMPONENTS
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
 NO_FAILURE = "none"
+CLASSES = (NO_FAILURE, *COMPONENTS)
+"""Label values; the position is the label index the classifier learns."""
 
 
-def add_labels(rows: DataFrame, failures: DataFrame, horizon_hours: int = 24) -> DataFrame:
+def add_labels(rows: DataFrame, failures: DataFrame, horizon_hours: int) -> DataFrame:
     """Add `label`: the first component failing in (t, t + horizon]; `none` if none does.
 
     When two components fail at the same moment, the one first by name wins (rare in the

@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING
 
-from refarch.maintenance import CLASSES
+from refarch.maintenance.labels import CLASSES
 from refarch.maintenance.registry import CHAMPION
 
 if TYPE_CHECKING:
@@ -58,7 +58,9 @@ def score(model: PipelineModel, features: DataFrame, version: str) -> DataFrame:
     """machineID, datetime, predicted_component, prob_<class>..., model_version, scoring_date.
 
     One-vs-rest models give no probability column; their per-class margins are turned
-    into probabilities with a softmax so every model fills the same columns.
+    into probabilities with a softmax so every model fills the same columns. A model learns
+    only the classes up to the highest one in its training rows: a component that never
+    failed there (rare in a short history) gets probability 0 rather than a failed job.
     """
     from pyspark.ml.functions import vector_to_array
     from pyspark.sql import functions as F
@@ -77,7 +79,7 @@ def score(model: PipelineModel, features: DataFrame, version: str) -> DataFrame:
         "machineID",
         "datetime",
         F.element_at(names, F.col("prediction").cast("int") + 1).alias("predicted_component"),
-        *[F.col("_p")[i].alias(f"prob_{c}") for i, c in enumerate(CLASSES)],
+        *[F.coalesce(F.get("_p", i), F.lit(0.0)).alias(f"prob_{c}") for i, c in enumerate(CLASSES)],
         F.lit(version).alias("model_version"),
         F.to_date("datetime").alias(PARTITION),
     )

@@ -10,36 +10,23 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
-from refarch.maintenance import CLASSES
 from refarch.maintenance.features import CATEGORICAL_COLUMNS, FeatureSpec, feature_columns
+from refarch.maintenance.labels import CLASSES
 
 if TYPE_CHECKING:
     from pyspark.ml import Pipeline, PipelineModel
     from pyspark.sql import DataFrame
 
+    from refarch.maintenance.settings import Train
+
 log = logging.getLogger(__name__)
 
 FAILURE_CLASSES = CLASSES[1:]
-
-
-class TrainSettings(BaseModel):
-    """The `train` section of conf/maintenance.yml."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    algorithm: Literal["random_forest", "gbt_ovr"] = "random_forest"
-    num_trees: int = Field(60, ge=1, le=1000)
-    max_depth: int = Field(10, ge=1, le=30)
-    max_iter: int = Field(40, ge=1, le=500)  # boosting rounds per class (gbt_ovr)
-    negative_fraction: float = Field(0.25, gt=0, le=1)  # share of `none` rows kept for training
-    class_weight_power: float = Field(0.5, ge=0, le=1)
-    seed: int = 7
 
 
 def label_index(df: DataFrame) -> DataFrame:
@@ -64,7 +51,7 @@ def temporal_split(df: DataFrame, split_date: dt.date) -> tuple[DataFrame, DataF
     return df.where(F.col("datetime") < cut), df.where(F.col("datetime") >= cut)
 
 
-def balance(train: DataFrame, settings: TrainSettings) -> DataFrame:
+def balance(train: DataFrame, settings: Train) -> DataFrame:
     """Keep all failure rows and a sample of `none`; add `weight` that evens out the classes."""
     from pyspark.sql import functions as F
 
@@ -81,7 +68,7 @@ def balance(train: DataFrame, settings: TrainSettings) -> DataFrame:
     return sampled.withColumn("weight", expr)
 
 
-def build_pipeline(settings: TrainSettings, spec: FeatureSpec = FeatureSpec()) -> Pipeline:
+def build_pipeline(settings: Train, spec: FeatureSpec) -> Pipeline:
     """Impute gaps (a machine that sent nothing for a day), index the model, assemble, classify."""
     from pyspark.ml import Pipeline
     from pyspark.ml.classification import GBTClassifier, OneVsRest, RandomForestClassifier
@@ -114,7 +101,7 @@ def build_pipeline(settings: TrainSettings, spec: FeatureSpec = FeatureSpec()) -
     return Pipeline(stages=[imputer, *indexers, assembler, classifier])
 
 
-def fit(train: DataFrame, settings: TrainSettings, spec: FeatureSpec = FeatureSpec()) -> PipelineModel:
+def fit(train: DataFrame, settings: Train, spec: FeatureSpec) -> PipelineModel:
     data = balance(label_index(train), settings).cache()
     try:
         return build_pipeline(settings, spec).fit(data)
@@ -186,7 +173,7 @@ def evaluate(model: PipelineModel, test: DataFrame) -> Evaluation:
     return evaluate_counts(counts)
 
 
-def feature_importances(model: PipelineModel, spec: FeatureSpec = FeatureSpec()) -> pd.Series:
+def feature_importances(model: PipelineModel, spec: FeatureSpec) -> pd.Series:
     """Importance of each input column (averaged over the per-class models of one-vs-rest)."""
     names = feature_columns(spec) + list(CATEGORICAL_COLUMNS)
     clf = model.stages[-1]

@@ -195,12 +195,17 @@ def _copy(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _copy(v) if isinstance(v, Mapping) else v for k, v in data.items()}
 
 
+NOTEBOOK_SUFFIXES = {"python": ".ipynb", "r": ".r"}
+
+
 @dataclass(frozen=True)
 class Notebook:
     """One notebook's declaration: its pipeline, file stem, parameters and settings model.
 
     The notebook `notebooks/<pipeline>/<name>.ipynb` bootstraps with it; the job check finds
-    it again from the notebook path alone.
+    it again from the notebook path alone. An R notebook (`language="r"`, `<name>.r` in Databricks
+    source format) cannot call `bootstrap`: its declaration is what the job check and the local
+    runner hold its `dbutils.widgets` values to.
     """
 
     pipeline: str
@@ -209,6 +214,7 @@ class Notebook:
     settings: Any = None  # the pipeline's root settings model (a Strict subclass), or None
     start_spark: bool = True
     help: str = ""
+    language: str = "python"  # "r": an R notebook in Databricks source format (its parameters read by dbutils.widgets)
 
     def __post_init__(self) -> None:
         names = [p.name for p in self.params]
@@ -216,10 +222,14 @@ class Notebook:
         if dup:
             raise ValueError(f"notebook {self.pipeline}/{self.name} declares {', '.join(dup)} twice")
         object.__setattr__(self, "params", tuple(self.params))
+        if self.language not in NOTEBOOK_SUFFIXES:
+            raise ValueError(
+                f"notebook {self.pipeline}/{self.name}: language must be one of {sorted(NOTEBOOK_SUFFIXES)}"
+            )
 
     @property
     def path(self) -> str:
-        return f"notebooks/{self.pipeline}/{self.name}.ipynb"
+        return f"notebooks/{self.pipeline}/{self.name}{NOTEBOOK_SUFFIXES[self.language]}"
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -228,7 +238,14 @@ class Notebook:
 def notebooks(pipeline: str, settings: Any = None) -> Callable[..., Notebook]:
     """A factory for one pipeline's declarations: `notebook("05_topk", [Param(...)])`."""
 
-    def make(name: str, params: Sequence[Param] = (), *, start_spark: bool = True, help: str = "") -> Notebook:
-        return Notebook(pipeline, name, tuple(params), settings, start_spark, help)
+    def make(
+        name: str,
+        params: Sequence[Param] = (),
+        *,
+        start_spark: bool = True,
+        help: str = "",
+        language: str = "python",
+    ) -> Notebook:
+        return Notebook(pipeline, name, tuple(params), settings, start_spark, help, language)
 
     return make

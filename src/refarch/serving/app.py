@@ -161,7 +161,7 @@ def create_app(
             return _error(503, "not_ready", "the model is not loaded yet; retry shortly")
         try:
             inputs = model.parse(body)
-            if predict_in_threadpool:
+            if predict_in_threadpool or model.threadpool:
                 result = await run_in_threadpool(model.predict, inputs)
             else:
                 result = model.predict(inputs)

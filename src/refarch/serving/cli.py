@@ -25,7 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model URI: models:/name@alias, runs:/id/path or a folder")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="uvicorn worker processes (default: one per core for an R model, else 1)",
+    )
     parser.add_argument("--api-key-env", default=KEYS_ENV, help="environment variable holding the keys")
     parser.add_argument("--api-key-file", default=None, help=f"mounted secret file, one key per line (${KEY_FILE_ENV})")
     parser.add_argument("--no-auth", action="store_true", help="serve without API keys (local experiments only)")
@@ -52,7 +57,7 @@ def _configure_mlflow(target: str | None) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be at least 1, not {args.workers}")
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port must be 1-65535, not {args.port}")
@@ -67,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
 
     _check(args)
     _configure_mlflow(args.target)
+    if args.workers is None:  # an R model: one embedded R per worker process, one per core
+        from refarch.rmodel.model import default_workers
+
+        args.workers = default_workers(args.model) or 1
     env = {
         "REFARCH_SERVE_MODEL_URI": args.model,
         "REFARCH_SERVE_AUTH": "0" if args.no_auth else "1",

@@ -40,6 +40,7 @@ class ServedModel:
     predict: Callable[[list[Any]], Any]
     serialize: Callable[[Any], bytes]
     ready_check: Callable[[], None] | None
+    threadpool: bool = False  # the model's predict blocks (an R call): run it off the event loop
 
     def response_schema_type(self) -> Any:
         return self.output_type
@@ -95,6 +96,10 @@ def load_served_model(model_uri: str, max_batch: int = DEFAULT_MAX_BATCH) -> Ser
     if python_model is not None:
         input_hint, output_hint, raw_predict, takes_context = _input_output_hints(python_model)
         input_model = _list_of_model(input_hint)
+        # a model whose input type is generated when it loads (refarch.rmodel: from its declared columns)
+        generated = getattr(python_model, "input_model", None)
+        if input_model is None and isinstance(generated, type) and issubclass(generated, BaseModel):
+            input_model, output_hint = generated, getattr(python_model, "output_type", output_hint)
     if input_model is not None:
         item = _strict_copy(input_model)
         context = getattr(getattr(pyfunc, "_model_impl", None), "context", None)
@@ -158,4 +163,5 @@ def load_served_model(model_uri: str, max_batch: int = DEFAULT_MAX_BATCH) -> Ser
         predict=predict,
         serialize=serialize,
         ready_check=ready if callable(ready) else None,
+        threadpool=bool(getattr(python_model, "predict_in_threadpool", False)),
     )
