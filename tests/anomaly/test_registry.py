@@ -34,8 +34,8 @@ def _intervals(device: str, n: int, seed: int) -> list[tuple]:
     std = 2.0 + rng.normal(0, 0.1, n)
     start = pd.Timestamp("2026-01-01")
     return [
-        (device, "temp", (start + pd.Timedelta(minutes=i)).to_pydatetime(), m, s, m - 4, m + 4, 12)
-        for i, (m, s) in enumerate(zip(mean, std, strict=True))
+        (device, "temp", (start + pd.Timedelta(minutes=i)).to_pydatetime(), float(m), float(s), m - 4.0, m + 4.0, 12)
+        for i, (m, s) in enumerate(zip(mean.tolist(), std.tolist(), strict=True))
     ]
 
 
@@ -113,16 +113,18 @@ def test_register_load_and_predict_without_blob_storage_or_refarch(
     requirements = (tmp_path / "m" / "requirements.txt").read_text().split()
     assert {r.split("==")[0] for r in requirements} >= {"numpy", "pandas", "scikit-learn"}
     assert all("==" in r for r in requirements) and not any("refarch" in r or "azure" in r for r in requirements)
-    ROWS.to_json(tmp_path / "rows.json", orient="records")
+    ROWS.to_parquet(tmp_path / "rows.parquet")
     script = textwrap.dedent(
         f"""
         import sys, mlflow, pandas as pd
         model = mlflow.pyfunc.load_model({local!r})
-        out = model.predict(pd.read_json({str(tmp_path / "rows.json")!r}, orient="records"))
+        out = model.predict(pd.read_parquet({str(tmp_path / "rows.parquet")!r}))
         import refarch
         assert refarch.__file__.startswith({local!r}), refarch.__file__  # the copy the model carries
-        assert "refarch.runtime.config" not in sys.modules and "pyspark" not in sys.modules
-        print(out.to_json(orient="records"))
+        loaded = sorted(m for m in sys.modules if m.startswith("refarch."))  # no config, Spark or Blob code
+        assert loaded == ["refarch.anomaly", "refarch.anomaly.detectors", "refarch.anomaly.registry",
+                          "refarch.anomaly.shards"], loaded
+        print(out.to_json(orient="records", double_precision=15))
         """
     )
     done = subprocess.run([str(python_without_refarch), "-c", script], capture_output=True, text=True, cwd=tmp_path)
