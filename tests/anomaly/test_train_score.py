@@ -70,6 +70,11 @@ def test_every_group_gets_its_own_model_in_one_blob_per_shard(spark, location, m
     assert (ok["blob"] == [shard_blob("models", "v1", s) for s in ok["shard"]]).all()
     for _, part in ok.groupby("shard"):
         assert sorted(part["slot"]) == list(range(len(part)))
+    # the shard is the task Spark's hash partitioning gave the group: scoring partitions the same way
+    expected = spark.createDataFrame(groups.reset_index()[["device", "sensor"]]).selectExpr(
+        "device", "sensor", "pmod(hash(device, sensor), 2) AS shard"
+    )
+    assert {(r.device, r.shard) for r in expected.collect()} == {(d, s) for (d, _), s in groups["shard"].items()}
     container = location.container_client()
     assert set(container.list_blob_names(name_starts_with="models/")) == {
         "models/v1/shard-00000.bin",
