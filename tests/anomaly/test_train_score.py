@@ -248,3 +248,40 @@ def test_too_many_failed_groups_fail_training_after_the_run_log_names_each(spark
     assert groups["message"].str.startswith("upload of azurite://no-such-container/models/").all()
     (summary,) = log[log["device"].isna()].itertuples()
     assert summary.status == "failed" and "model.max_failed_share (1.0%)" in summary.message
+
+
+def test_batched_fits_are_the_pipelines_fitted_one_by_one():
+    """fit_many (scalers in one pass, checks once) gives each group the pipeline `fit_matrix` gives it,
+    also with 12 intervals a group, where OneClassSVM's solution hangs on the last bits of its input."""
+    from refarch.anomaly.detectors import fit_many, fit_matrix, scaler_stats
+    from refarch.anomaly.settings import ModelSettings
+
+    rng = np.random.default_rng(7)
+    sizes = rng.integers(10, 40, size=300)
+    sizes[:100] = 12
+    x = rng.normal(50, 3, size=(int(sizes.sum()), 5))
+    x[:, 4] = 12.0  # a constant feature: scaled by 1, as StandardScaler does
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    probe = rng.normal(50, 5, size=(40, 5))
+    probe[:, 4] = 12.0
+    settings = ModelSettings.model_validate(
+        {
+            "algorithm": "ocsvm",
+            "features": FEATURES,
+            "min_intervals": 10,
+            "shards": 1,
+            "max_failed_share": 0.0,
+            "ocsvm": {"nu": 0.01, "gamma": 0.05, "kernel": "rbf"},
+            "iforest": {"n_estimators": 10, "contamination": 0.02, "random_state": 0},
+        }
+    )
+    mean, var, scale = scaler_stats(x, starts)
+    batched = fit_many(x, starts, settings)
+    for i, model in enumerate(batched):
+        alone = fit_matrix(x[starts[i] : starts[i + 1]], settings)
+        scaler = alone.steps[0][1]
+        assert np.allclose(mean[i], scaler.mean_, rtol=1e-14) and np.allclose(var[i], scaler.var_, rtol=1e-12)
+        assert np.allclose(scale[i], scaler.scale_, rtol=1e-12)
+        assert scale[i][4] == 1.0
+        assert np.array_equal(model.decision_function(probe) > 0, alone.decision_function(probe) > 0)
+        assert np.allclose(model.decision_function(probe), alone.decision_function(probe), rtol=0, atol=1e-12)
