@@ -313,10 +313,9 @@ def report(probes: dict[str, float], results: dict[str, dict], groups: int, core
     line("total wall s (train + score)", [f"{r['train_s'] + r['score_s']:.1f}" for r in results.values()])
     line("precision on the scored hour", [f"{r['quality'].precision:.3f}" for r in results.values()])
     line("recall on the scored hour", [f"{r['quality'].recall:.3f}" for r in results.values()])
-    line(
-        "true / false positives, false negatives",
-        [f"{q.true_positives}/{q.false_positives}/{q.false_negatives}" for q in (r["quality"] for r in results.values())],
-    )
+    qualities = [r["quality"] for r in results.values()]
+    counts = [f"{q.true_positives}/{q.false_positives}/{q.false_negatives}" for q in qualities]
+    line("true / false positives, false negatives", counts)
     line("load average (1, 5, 15 min) before -> after", [""] * len(results))
     for n, r in results.items():
         print(f"    {n}: {r['load']}")
