@@ -25,6 +25,7 @@ import argparse
 import datetime as dt
 import io
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -53,11 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(REFARCH_HOME=str(home), REFARCH_ROOT=str(ROOT), REFARCH_TARGET="local")
     from refarch.runtime.blob import AZURITE_PORT_ENV, AzuriteServer, BlobLocation, ensure_container, free_port
 
-    with AzuriteServer(home / "azurite", free_port(), root=ROOT) as azurite:
-        os.environ[AZURITE_PORT_ENV] = str(azurite.port)
-        location = BlobLocation("bench", connection_string=azurite.connection_string)
-        ensure_container(location.container_client())
-        return run(args, location)
+    try:
+        with AzuriteServer(home / "azurite", free_port(), root=ROOT) as azurite:
+            os.environ[AZURITE_PORT_ENV] = str(azurite.port)
+            location = BlobLocation("bench", connection_string=azurite.connection_string)
+            ensure_container(location.container_client())
+            return run(args, location)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)  # 10,000 blobs and Spark's files: nothing worth keeping
 
 
 def run(args: argparse.Namespace, location) -> int:
