@@ -90,17 +90,31 @@ def test_landing_a_users_file_and_finding_the_newest_hour(location, tmp_path: Pa
     assert mirror_new_blobs(container, "raw/readings", tmp_path / "landing") == []
 
 
-def test_on_databricks_auto_loader_reads_the_container_itself(settings):
+def test_on_databricks_auto_loader_reads_the_container_through_the_external_location(settings):
     from refarch.anomaly.ingest import stream_source
     from refarch.runtime.blob import BlobLocation
 
-    ingest = settings.ingest.model_copy(update={"mode": "autoloader", "checkpoint_dir": "/Volumes/c/s/v"})
-    auto = settings.model_copy(update={"ingest": ingest})
-    loc = BlobLocation("refarch", account_url="https://acct.blob.core.windows.net")
+    auto = settings.model_copy(update={"ingest": settings.ingest.model_copy(update={"mode": "autoloader"})})
+    loc = BlobLocation("refarch", account_url="https://acct.blob.core.windows.net", credential="refarch-storage")
     fmt, options, path = stream_source(auto, loc)
     assert (fmt, path) == ("cloudFiles", "abfss://refarch@acct.dfs.core.windows.net/raw/readings")
     assert options["cloudFiles.format"] == "csv" and options["header"] == "true"
-    with pytest.raises(ValueError, match=r"needs blob\.account_url or ingest\.source_url"):
+    mine = BlobLocation("refarch", account_url="https://acct.blob.core.windows.net", prefix="dev/me/")
+    assert stream_source(auto, mine)[2] == "abfss://refarch@acct.dfs.core.windows.net/dev/me/raw/readings"
+    with pytest.raises(ValueError, match=r"ingest.mode autoloader: an abfss:// URL needs blob\.account_url"):
         stream_source(auto, BlobLocation("refarch", connection_string="UseDevelopmentStorage=true"))
     fmt, _, path = stream_source(settings, loc)
     assert (fmt, path) == ("csv", settings.ingest.landing_dir)
+
+
+@pytest.mark.parametrize("target", ["local", "dev", "staging", "prod"])
+def test_landing_and_checkpoints_follow_the_targets_paths(target):
+    from refarch.anomaly.settings import Settings
+    from refarch.runtime.config import load_config
+
+    config = load_config("anomaly", target, root=Path(__file__).resolve().parents[2])
+    ingest = config.settings(Settings).ingest
+    paths = config.target.paths
+    assert ingest.checkpoint_dir == f"{paths.checkpoints}/anomaly/ingest"
+    assert ingest.landing_dir == f"{paths.scratch}/anomaly/landing"
+    assert ingest.mode == ("mirror" if target == "local" else "autoloader")

@@ -20,15 +20,14 @@ def test_scoring_job_is_hourly_and_paused_outside_prod():
     params = {p["name"]: p["default"] for p in spec["parameters"]}
     assert params["window_end"] == "" and params["window_hours"] == ""  # "" = windows.score_hours of the conf
     assert params["hours"] == "1"  # one new hour per run
-    assert [t["task_key"] for t in spec["tasks"]] == ["land", "ingest", "score", "plot_sensor"]
+    assert [t["task_key"] for t in spec["tasks"]] == ["check_parameters", "land", "ingest", "score", "plot_sensor"]
 
 
-def test_a_bad_parameter_fails_the_job_naming_it(azurite):
-    result = run_job("anomaly_training", params={**SMALL, "hours": "many"})
-    assert not result.ok
-    land = result.tasks[0]
-    assert land.attempts == 1  # not retried
-    assert "parameter 'hours': 'many' is not a valid int" in land.error
+def test_a_bad_parameter_fails_the_job_naming_it_before_any_task(azurite):
+    from refarch.jobs.check import JobParameterError
+
+    with pytest.raises(JobParameterError, match=r"parameter 'hours': 'many' is not a valid int \(task land"):
+        run_job("anomaly_training", params={**SMALL, "hours": "many"})
 
 
 @pytest.mark.slow

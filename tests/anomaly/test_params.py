@@ -30,6 +30,8 @@ def test_every_notebook_parameter_is_a_job_parameter_with_help(job: str):
     job_params = {p["name"] for p in spec["parameters"]}
     declared = {}
     for task in spec["tasks"]:
+        if "notebook_task" not in task:  # check_parameters: the wheel's entry point
+            continue
         path = (REPO / "jobs" / task["notebook_task"]["notebook_path"]).resolve()
         for p in declaration_of(path).params:
             declared[p.name] = p
@@ -95,3 +97,16 @@ def test_a_users_readings_file_is_landed_and_its_checksum_checked(conf_settings,
     assert landed.labels.empty
     with pytest.raises(DownloadError, match="does not match the expected " + "0" * 64):
         steps.land(tables, with_source("0" * 64), config, start=None)
+
+
+def test_land_with_source_none_touches_nothing(settings, tables, config):
+    """prod's hourly scoring runs with source=none: its first task must not need Blob storage at all."""
+    from refarch.runtime.config import BlobConf
+
+    unreachable = config.model_copy(
+        update={"target": config.target.model_copy(update={"blob": BlobConf(kind="account")})}
+    )  # any Blob call would raise: no account URL
+    none = settings.model_copy(update={"land": LandSettings(source="none", sha256=None)})
+    landed = steps.land(tables, none, unreachable, start=None)
+    assert (landed.readings, landed.blobs, len(landed.labels)) == (0, [], 0)
+    assert not tables.exists(none.tables.labels)

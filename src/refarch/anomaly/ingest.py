@@ -17,12 +17,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
 
 from refarch.anomaly.landing import mirror_new_blobs
 from refarch.anomaly.runlog import append_run_log, summary_rows, to_run_log
 from refarch.anomaly.settings import Settings
-from refarch.runtime.blob import BlobLocation
+from refarch.runtime.blob import BlobConfigError, BlobLocation
 from refarch.runtime.quality import TooManyBadRows, split_by_rules
 
 if TYPE_CHECKING:
@@ -47,20 +46,19 @@ class IngestReport:
 
 
 def stream_source(settings: Settings, location: BlobLocation) -> tuple[str, dict[str, str], str]:
-    """(format, options, path) of the raw readings stream for the configured ingest mode."""
+    """(format, options, path) of the raw readings stream for the configured ingest mode.
+
+    autoloader: the landed folder as Spark reads it through the Unity Catalog external location,
+    `abfss://<container>@<account>.dfs.core.windows.net/<blob.prefix><raw_prefix>`.
+    """
     csv = {"header": "true", "mode": "PERMISSIVE"}
     if settings.ingest.mode == "mirror":
         return "csv", {**csv, "recursiveFileLookup": "true", "pathGlobFilter": "*.csv"}, settings.ingest.landing_dir
-    url = settings.ingest.source_url or abfss_url(location, settings.blob.raw_prefix)
+    try:
+        url = location.abfss_url(settings.blob.raw_prefix)
+    except BlobConfigError as err:
+        raise ValueError(f"ingest.mode autoloader: {err}") from None
     return "cloudFiles", {**csv, "cloudFiles.format": "csv", "pathGlobFilter": "*.csv"}, url
-
-
-def abfss_url(location: BlobLocation, prefix: str) -> str:
-    """`abfss://<container>@<account>.dfs.core.windows.net/<prefix>` from the blob account URL."""
-    if not location.account_url:
-        raise ValueError("ingest.mode autoloader needs blob.account_url or ingest.source_url")
-    host = urlparse(location.account_url).netloc.replace(".blob.", ".dfs.")
-    return f"abfss://{location.container}@{host}/{prefix.strip('/')}"
 
 
 def parse_readings(raw: DataFrame) -> tuple[DataFrame, DataFrame]:

@@ -1,9 +1,12 @@
-"""Score a window: each (device, sensor) group's own model scores its intervals, in parallel.
+"""Score a window: every (device, sensor) group's own model scores its intervals, a shard per task.
 
-One `applyInPandas` pass returns two kinds of rows — predictions and one run-log row per
-group — so a group without a model, with an unreadable model or failing while scoring is
-recorded and the other groups still score. Groups that have a model but no intervals in
-the window are found on the driver and logged as `no_intervals`.
+The intervals, joined with the model set's index, are hash-partitioned by (device, sensor)
+exactly as training partitioned them (`manifest.shard_count` partitions), so each `mapInPandas`
+task downloads one shard blob once and scores all its rows together (`shards.ShardScorer`:
+vectorised for OneClassSVM). One pass returns two kinds of rows — predictions and one run-log
+row per group — so a group without a model, with an unreadable shard or failing while scoring is
+recorded and the other groups still score. Groups that have a model but no intervals in the
+window are found on the driver and logged as `no_intervals`.
 """
 
 from __future__ import annotations
@@ -12,14 +15,16 @@ import datetime as dt
 import io
 import logging
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
-from refarch.anomaly.detectors import loads, score_detector
 from refarch.anomaly.evaluate import Quality, record_quality
 from refarch.anomaly.runlog import append_run_log, summary_rows, to_run_log
+from refarch.anomaly.shards import ShardScorer
 from refarch.runtime.blob import BlobLocation
 
 if TYPE_CHECKING:
@@ -33,91 +38,110 @@ log = logging.getLogger(__name__)
 
 SCORED_SCHEMA = (
     "record string, device string, sensor string, interval_start timestamp, score double, "
-    "is_anomaly boolean, model_version string, status string, rows long, seconds double, message string"
+    "is_anomaly boolean, model_version string, status string, rows long, seconds double, message string, "
+    "download_seconds double, unpack_seconds double, predict_seconds double"
 )
+SCORED_COLUMNS = [c.strip().split(" ")[0] for c in SCORED_SCHEMA.split(",")]
 PREDICTION_COLUMNS = ("device", "sensor", "interval_start", "score", "is_anomaly", "model_version")
 LOG_COLUMNS = ("device", "sensor", "status", "rows", "seconds", "model_version", "message")
 
 
-def _log_row(
-    device: str, sensor: str, status: str, rows: int, seconds: float, version: str | None, message: str
-) -> dict:
-    return {
-        "record": "log",
-        "device": device,
-        "sensor": sensor,
-        "interval_start": None,
-        "score": None,
-        "is_anomaly": None,
-        "model_version": version,
-        "status": status,
-        "rows": rows,
-        "seconds": seconds,
-        "message": message,
-    }
+def _group_log(rows: pd.DataFrame, status: str, message: str | pd.Series, seconds: float) -> pd.DataFrame:
+    """One log row per (device, sensor) of `rows`; `seconds` is shared out by the groups' row counts."""
+    counts = rows.groupby(["device", "sensor"], sort=False).agg(
+        rows=("device", "size"), model_version=("model_version", "first")
+    )
+    counts = counts.reset_index()
+    total = max(int(counts["rows"].sum()), 1)
+    return pd.DataFrame(
+        {
+            "record": "log",
+            "device": counts["device"],
+            "sensor": counts["sensor"],
+            "interval_start": pd.NaT,
+            "score": np.nan,
+            "is_anomaly": None,
+            "model_version": counts["model_version"],
+            "status": status,
+            "rows": counts["rows"].astype("int64"),
+            "seconds": seconds * counts["rows"] / total,
+            "message": message if isinstance(message, str) else message.to_numpy(),
+        }
+    )
 
 
-def score_group(pdf: pd.DataFrame, location: BlobLocation, features: tuple[str, ...]) -> pd.DataFrame:
-    """Predictions for one group's intervals plus its run-log row."""
+def score_shard(
+    rows: pd.DataFrame, location: BlobLocation, features: Sequence[str], blob: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(predictions, log rows) of the groups whose models live in `blob`."""
     from azure.core.exceptions import ResourceNotFoundError
 
     started = time.perf_counter()
-    device, sensor = str(pdf["device"].iat[0]), str(pdf["sensor"].iat[0])
-    blob, version = pdf["blob"].iat[0], pdf["model_version"].iat[0]
-    n = len(pdf)
-    if blob is None or pd.isna(blob):
-        row = _log_row(
-            device,
-            sensor,
-            "missing_model",
-            n,
-            time.perf_counter() - started,
-            None,
-            "no model for this device and sensor in the registered model set",
-        )
-        return pd.DataFrame([row])
     try:
-        model = loads(location.container_client().download_blob(blob).readall())
-    except Exception as err:  # a missing or corrupt model is logged; the other groups go on
+        data = location.container_client().download_blob(blob).readall()
+    except Exception as err:  # a missing or unreadable shard is logged; the other shards go on
         detail = (
-            f"model blob {blob} not found"
+            f"model shard {blob} not found"
             if isinstance(err, ResourceNotFoundError)
-            else f"model blob {blob}: {type(err).__name__}: {err}"[:500]
+            else f"model shard {blob}: {type(err).__name__}: {err}"[:500]
         )
-        row = _log_row(device, sensor, "model_unreadable", n, time.perf_counter() - started, version, detail)
-        return pd.DataFrame([row])
+        return pd.DataFrame(), _group_log(rows, "model_unreadable", detail, time.perf_counter() - started)
+    downloaded = time.perf_counter() - started
+    bank = None
+    if pd.notna(rows["bank_offset"].iat[0]):
+        bank = (int(rows["bank_offset"].iat[0]), int(rows["bank_length"].iat[0]))
+    scorer = ShardScorer(data, bank)
     try:
-        scores, flags = score_detector(model, pdf, features)
-    except Exception as err:  # a model that cannot score these rows must not fail the others
-        row = _log_row(
-            device, sensor, "failed", n, time.perf_counter() - started, version, f"{type(err).__name__}: {err}"[:500]
-        )
-        return pd.DataFrame([row])
-    row = _log_row(
-        device,
-        sensor,
-        "ok",
-        n,
-        time.perf_counter() - started,
-        version,
-        f"{int(flags.sum())} of {n} interval(s) flagged",
-    )
-    # predictions, then the group's log row: built column by column (no all-NA frames to concat)
-    return pd.DataFrame(
+        scores = scorer.score(rows, features)
+    except Exception as err:  # a shard that cannot score these rows must not fail the others
+        message = f"{type(err).__name__}: {err}"[:500]
+        return pd.DataFrame(), _group_log(rows, "failed", message, time.perf_counter() - started)
+    flags = scores > 0
+    predictions = pd.DataFrame(
         {
-            "record": ["prediction"] * n + ["log"],
-            "device": [device] * (n + 1),
-            "sensor": [sensor] * (n + 1),
-            "interval_start": [*pd.to_datetime(pdf["interval_start"]), pd.NaT],
-            "score": [*scores.astype(float), None],
-            "is_anomaly": [*flags.astype(bool), None],
-            "model_version": [version] * (n + 1),
-            "status": ["ok"] * (n + 1),
-            "rows": [1] * n + [n],
-            "seconds": [None] * n + [row["seconds"]],
-            "message": [None] * n + [row["message"]],
+            "record": "prediction",
+            "device": rows["device"].to_numpy(),
+            "sensor": rows["sensor"].to_numpy(),
+            "interval_start": rows["interval_start"].to_numpy(),
+            "score": scores,
+            "is_anomaly": flags,
+            "model_version": rows["model_version"].to_numpy(),
+            "status": "ok",
+            "rows": 1,
+            "seconds": np.nan,
+            "message": None,
         }
     )
+    flagged = (
+        pd.Series(flags, index=rows.index).groupby([rows["device"], rows["sensor"]], sort=False).agg(["sum", "size"])
+    )
+    messages = pd.Series(
+        [f"{int(f)} of {int(n)} interval(s) flagged" for f, n in zip(flagged["sum"], flagged["size"], strict=True)]
+    )
+    logs = _group_log(rows, "ok", messages, time.perf_counter() - started)
+    share = logs["rows"] / max(int(logs["rows"].sum()), 1)  # the shard's times shared out like `seconds`
+    logs["download_seconds"] = downloaded * share
+    logs["unpack_seconds"] = scorer.times.unpack * share
+    logs["predict_seconds"] = scorer.times.predict * share
+    return predictions, logs
+
+
+def score_partition(pdf: pd.DataFrame, location: BlobLocation, features: Sequence[str]) -> pd.DataFrame:
+    """Predictions and log rows of one task's rows (normally exactly one shard)."""
+    parts = []
+    missing = pdf[pdf["blob"].isna()]
+    if len(missing):
+        parts.append(
+            _group_log(missing, "missing_model", "no model for this device and sensor in the registered model set", 0.0)
+        )
+    for blob, rows in pdf[pdf["blob"].notna()].groupby("blob", sort=True):
+        predictions, logs = score_shard(rows, location, features, str(blob))
+        parts.extend(p for p in (predictions, logs) if len(p))
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=SCORED_COLUMNS)
+    for c in ("download_seconds", "unpack_seconds", "predict_seconds"):
+        if c not in out:
+            out[c] = np.nan
+    return out.loc[:, SCORED_COLUMNS]
 
 
 @dataclass
@@ -143,19 +167,27 @@ class Scored:
 
 
 def score_intervals(
-    intervals: DataFrame, models: DataFrame, location: BlobLocation, features: tuple[str, ...]
+    intervals: DataFrame, models: DataFrame, location: BlobLocation, features: tuple[str, ...], shards: int
 ) -> Scored:
-    """`models` has device, sensor, blob, model_version (the manifest); intervals without one are logged."""
-    from pyspark import StorageLevel
+    """`models` is the model set's index (`Manifest.frame`); intervals without a model are logged.
 
-    joined = intervals.select("device", "sensor", "interval_start", *features).join(
-        models.select("device", "sensor", "blob", "model_version"), ["device", "sensor"], "left"
+    `shards`: the count the set was trained with, so each task meets one shard.
+    """
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    joined = (
+        intervals.select("device", "sensor", "interval_start", *features)
+        .join(F.broadcast(models), ["device", "sensor"], "left")
+        .repartition(shards, "device", "sensor")
     )
 
-    def run(pdf: pd.DataFrame) -> pd.DataFrame:
-        return score_group(pdf, location, features)
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        frames = [b for b in batches if len(b)]
+        if frames:
+            yield score_partition(pd.concat(frames, ignore_index=True), location, features)
 
-    combined = joined.groupBy("device", "sensor").applyInPandas(run, SCORED_SCHEMA)
+    combined = joined.mapInPandas(run, SCORED_SCHEMA)
     return Scored(combined.persist(StorageLevel.MEMORY_AND_DISK))
 
 
@@ -233,7 +265,7 @@ def score_window(
     spark = tables.spark
     models = manifest.frame(spark)
     started = time.perf_counter()
-    scored = score_intervals(intervals, models, location, manifest.features)
+    scored = score_intervals(intervals, models, location, manifest.features, manifest.shard_count)
     try:
         predictions = scored.predictions.withColumn("date", F.to_date("interval_start")).withColumn(
             "hour", F.hour("interval_start")

@@ -56,7 +56,6 @@ class IngestSettings(Strict):
     mode: Literal["mirror", "autoloader"]
     landing_dir: str
     checkpoint_dir: str
-    source_url: str | None
     max_bad_share: float = Field(ge=0, le=1)
 
 
@@ -89,6 +88,8 @@ class ModelSettings(Strict):
     algorithm: Algorithm
     features: tuple[str, ...]
     min_intervals: int = Field(ge=2)
+    shards: int = Field(ge=1, le=100_000)  # Spark tasks (and model blobs) the groups are packed into
+    max_failed_share: float = Field(ge=0, le=1)  # failed groups above this share fail the training task
     ocsvm: OcsvmSettings
     iforest: IforestSettings
 

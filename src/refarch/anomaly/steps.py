@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -40,13 +41,18 @@ def _location(config: Config) -> BlobLocation:
 
 
 def land(tables: Tables, settings: Settings, config: Config, *, start: dt.datetime | None) -> Landed:
-    """01_land: readings from `land.source` into Blob storage; generated data's labels into their table."""
+    """01_land: readings from `land.source` into Blob storage; generated data's labels into their table.
+
+    `source: none` (devices land their own files) touches nothing, not even Blob storage.
+    """
+    if settings.land.source == "none":
+        return Landed.nothing()
     landed = landing.land(
         _location(config).container_client(),
         settings.land,
         settings.generator,
         settings.blob,
-        config.home / "datasets",
+        Path(config.target.paths.datasets),
         start,
     )
     if len(landed.labels):

@@ -1,12 +1,20 @@
-"""Blob storage per target: Azurite on loopback locally, an Azure Storage account in the cloud.
+"""Blob storage per target: Azurite on loopback locally, an Azure Storage account on Databricks.
 
-Pipelines ask `container_client(config)` for the target's container and never build a URL,
-a key or a connection string. On the local target Azurite (installed by `npm install` into
-`node_modules/`) is started on loopback when nothing listens on its port yet, with its data
-under `<home>/azurite`, and stopped when the process exits.
+Pipelines ask `blob_location(config)` for the target's location and never build a URL, a key
+or a connection string. `BlobLocation` is small and picklable, so Spark tasks (one per shard of
+many-model groups) open their own client on an executor. It carries the *name* of a Unity Catalog
+service credential, never a token: each process asks Databricks for a provider itself, on the
+driver through `dbutils.credentials.getServiceCredentialsProvider(name)`, inside a Spark task
+(DBR >= 16.2) through `databricks.service_credentials.getServiceCredentialsProvider(name)`.
+Off Databricks, a location with an account URL and no credential uses `DefaultAzureCredential`
+(az login, environment, managed identity); locally Azurite and its public development key.
 
-`BlobLocation` is the small, picklable description of where blobs live, so Spark tasks
-(e.g. one per many-model group) can open their own client on an executor.
+Every blob name is relative to `blob.prefix` of the target (`dev/<user>/` in dev), applied by
+the container client itself so no caller can forget it.
+
+On the local target Azurite (installed by `npm install` into `node_modules/`) is started on
+loopback when nothing listens on its port yet, with its data under `<home>/azurite`, and stopped
+when the process exits.
 """
 
 from __future__ import annotations
@@ -19,14 +27,16 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 from refarch.runtime.config import Config
 
 if TYPE_CHECKING:
-    from azure.storage.blob import BlobServiceClient, ContainerClient
+    from azure.storage.blob import BlobProperties, BlobServiceClient, ContainerClient, StorageStreamDownloader
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +48,7 @@ LOOPBACK = "127.0.0.1"
 
 
 class BlobConfigError(RuntimeError):
-    """The blob settings of the target cannot give a client (missing env var, no Azurite)."""
+    """The blob settings of the target cannot give a client (missing env var, no Azurite, no credential)."""
 
 
 def azurite_connection_string(port: int, host: str = LOOPBACK) -> str:
@@ -55,47 +65,182 @@ def azurite_port(config: Config) -> int:
     return int(env) if env else config.target.blob.azurite_port
 
 
+# ---- credentials ---------------------------------------------------------------------
+
+
+def in_spark_task() -> bool:
+    """True inside a Spark task's Python worker (a UDF, `mapInPandas`, `applyInPandas`), False on the driver."""
+    try:
+        from pyspark import TaskContext
+    except ImportError:  # a Python without Spark (Model Serving): never a task
+        return False
+    return TaskContext.get() is not None
+
+
+def _driver_provider(name: str) -> Any:
+    """`dbutils.credentials.getServiceCredentialsProvider` (Databricks driver: notebooks and jobs)."""
+    from databricks.sdk.runtime import dbutils
+
+    return dbutils.credentials.getServiceCredentialsProvider(name)
+
+
+def _executor_provider(name: str) -> Any:
+    """The UDF-side equivalent (Databricks Runtime >= 16.2); dbutils does not exist in a task."""
+    from databricks.service_credentials import getServiceCredentialsProvider  # type: ignore[import-not-found]
+
+    return getServiceCredentialsProvider(name)
+
+
+def _default_credential() -> Any:
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential()
+
+
+def choose_credential(
+    name: str | None,
+    *,
+    in_task: bool,
+    on_databricks: bool,
+    driver: Callable[[str], Any] = _driver_provider,
+    executor: Callable[[str], Any] = _executor_provider,
+    default: Callable[[], Any] = _default_credential,
+) -> Any:
+    """The token credential for an account URL, by where the code runs.
+
+    A configured service credential is asked for in the way the context allows (a Spark task
+    cannot reach dbutils); `DefaultAzureCredential` is only the explicit fallback off Databricks
+    when no credential is configured, because on a cluster it finds no identity.
+    """
+    if name:
+        if in_task:
+            return executor(name)
+        if on_databricks:
+            return driver(name)
+        raise BlobConfigError(
+            f"blob.credential '{name}' is a Unity Catalog service credential, usable on Databricks only; "
+            "off Databricks leave it empty (DefaultAzureCredential: az login, environment, managed identity)"
+        )
+    if on_databricks:
+        raise BlobConfigError(
+            "blob.credential is not set: on Databricks the jobs reach the storage account through a Unity Catalog "
+            "service credential (conf/<target>.yml blob.credential; see docs/DEPLOYING.md)"
+        )
+    return default()
+
+
+# ---- locations and clients -------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class BlobLocation:
-    """Where the target's blobs live, in a form that pickles to Spark executors.
+    """Where the target's blobs live, in a form that pickles to Spark executors (no secret in it
+    but Azurite's public key).
 
-    Exactly one of `connection_string` and `account_url` is set; with an account URL the
-    client authenticates with `DefaultAzureCredential` (managed identity on a cluster).
+    Exactly one of `connection_string` and `account_url` is set. With an account URL the client
+    authenticates with the service credential named `credential` (see `choose_credential`).
+    `prefix` (empty, or ending in "/") is put in front of every blob name.
     """
 
     container: str
     connection_string: str | None = None
     account_url: str | None = None
+    credential: str | None = None
+    prefix: str = ""
+
+    def __post_init__(self) -> None:
+        if self.prefix and (not self.prefix.endswith("/") or self.prefix.startswith("/")):
+            raise BlobConfigError(f"blob.prefix '{self.prefix}' must be empty or a relative folder ending in '/'")
 
     def service(self) -> BlobServiceClient:
-        return _service_client(self.connection_string, self.account_url)
+        return _service_client(self.connection_string, self.account_url, self.credential)
 
-    def container_client(self) -> ContainerClient:
-        return self.service().get_container_client(self.container)
+    def container_client(self) -> BlobContainer:
+        return BlobContainer(self.service().get_container_client(self.container), self.prefix)
+
+    def name(self, blob: str) -> str:
+        """The blob's full name in the container (with the prefix)."""
+        return self.prefix + blob
 
     def url(self, name: str) -> str:
         """A readable address of a blob for logs and manifests."""
         if self.account_url:
-            return f"{self.account_url.rstrip('/')}/{self.container}/{name}"
-        return f"azurite://{self.container}/{name}"
+            return f"{self.account_url.rstrip('/')}/{self.container}/{self.name(name)}"
+        return f"azurite://{self.container}/{self.name(name)}"
+
+    def abfss_url(self, folder: str) -> str:
+        """`abfss://<container>@<account>.dfs.core.windows.net/<prefix><folder>`: the folder as Spark reads
+        it through a Unity Catalog external location (ADLS Gen2)."""
+        if not self.account_url:
+            raise BlobConfigError("an abfss:// URL needs blob.account_url (a storage account, not Azurite)")
+        host = urlparse(self.account_url).netloc.replace(".blob.", ".dfs.")
+        return f"abfss://{self.container}@{host}/{self.name(folder.strip('/'))}"
 
 
-_CLIENTS: dict[tuple[str | None, str | None], BlobServiceClient] = {}
+class BlobContainer:
+    """A `ContainerClient` whose blob names are relative to the location's prefix.
+
+    Only the calls the pipelines make are offered, each with the prefix applied (names listed come
+    back without it), so nothing can reach a blob outside the prefix by forgetting to add it.
+    """
+
+    def __init__(self, client: ContainerClient, prefix: str = "") -> None:
+        self.client, self.prefix = client, prefix
+
+    @property
+    def container_name(self) -> str:
+        return self.client.container_name
+
+    def create_container(self, **kwargs: Any) -> Any:
+        return self.client.create_container(**kwargs)
+
+    def exists(self) -> bool:
+        return bool(self.client.exists())
+
+    def upload_blob(self, name: str, data: Any, **kwargs: Any) -> Any:
+        return self.client.upload_blob(self.prefix + name, data, **kwargs)
+
+    def download_blob(
+        self, name: str, offset: int | None = None, length: int | None = None, **kwargs: Any
+    ) -> StorageStreamDownloader:
+        return self.client.download_blob(self.prefix + name, offset=offset, length=length, **kwargs)
+
+    def delete_blob(self, name: str, **kwargs: Any) -> None:
+        self.client.delete_blob(self.prefix + name, **kwargs)
+
+    def list_blob_names(self, name_starts_with: str = "", **kwargs: Any) -> Iterator[str]:
+        cut = len(self.prefix)
+        for name in self.client.list_blob_names(name_starts_with=self.prefix + name_starts_with, **kwargs):
+            yield name[cut:]
+
+    def list_blobs(self, name_starts_with: str = "", **kwargs: Any) -> Iterator[BlobProperties]:
+        """Properties as the SDK gives them, `name` relative to the prefix."""
+        cut = len(self.prefix)
+        for props in self.client.list_blobs(name_starts_with=self.prefix + name_starts_with, **kwargs):
+            props.name = props.name[cut:]
+            yield props
 
 
-def _service_client(connection_string: str | None, account_url: str | None) -> BlobServiceClient:
-    """One client per process and location: it keeps the HTTP connection pool warm across groups."""
-    key = (connection_string, account_url)
+_CLIENTS: dict[tuple[str | None, str | None, str | None, bool], BlobServiceClient] = {}
+
+
+def _service_client(
+    connection_string: str | None, account_url: str | None, credential: str | None
+) -> BlobServiceClient:
+    """One client per process, location and context: it keeps the HTTP connection pool warm across groups."""
+    in_task = in_spark_task()
+    key = (connection_string, account_url, credential, in_task)
     client = _CLIENTS.get(key)
     if client is None:
         from azure.storage.blob import BlobServiceClient
 
+        from refarch.runtime.workspace import on_databricks
+
         if connection_string:
             client = BlobServiceClient.from_connection_string(connection_string)
         elif account_url:
-            from azure.identity import DefaultAzureCredential
-
-            client = BlobServiceClient(account_url, credential=DefaultAzureCredential())
+            token = choose_credential(credential, in_task=in_task, on_databricks=on_databricks())
+            client = BlobServiceClient(account_url, credential=token)
         else:
             raise BlobConfigError("a blob location needs a connection string or an account URL")
         _CLIENTS[key] = client
@@ -112,27 +257,26 @@ def blob_location(config: Config, start: bool = True) -> BlobLocation:
                 f"conf/{config.target.name}.yml: blob.connection_string_env names "
                 f"${b.connection_string_env}, which is not set"
             )
-        return BlobLocation(b.container, connection_string=value)
+        return BlobLocation(b.container, connection_string=value, prefix=b.prefix)
     if b.kind == "azurite":
         port = azurite_port(config)
         if start:
             ensure_azurite(config.home / "azurite", port, root=config.root)
-        return BlobLocation(b.container, connection_string=azurite_connection_string(port))
+        return BlobLocation(b.container, connection_string=azurite_connection_string(port), prefix=b.prefix)
     if not b.account_url:
         raise BlobConfigError(f"conf/{config.target.name}.yml: blob.kind is 'account' but blob.account_url is not set")
-    return BlobLocation(b.container, account_url=b.account_url)
+    return BlobLocation(b.container, account_url=b.account_url, credential=b.credential or None, prefix=b.prefix)
 
 
-def container_client(config: Config, create: bool = True) -> ContainerClient:
-    """The target's container, created on first use."""
-    location = blob_location(config)
-    client = location.container_client()
+def container_client(config: Config, create: bool = True) -> BlobContainer:
+    """The target's container (names relative to its prefix), created on first use."""
+    client = blob_location(config).container_client()
     if create:
         ensure_container(client)
     return client
 
 
-def ensure_container(client: ContainerClient) -> None:
+def ensure_container(client: BlobContainer) -> None:
     from azure.core.exceptions import ResourceExistsError
 
     with contextlib.suppress(ResourceExistsError):
