@@ -24,7 +24,7 @@ from refarch.runtime.notebook import resolve_params
 REPO = Path(__file__).resolve().parents[2]
 SP = "6a1f0c1e-0000-4000-8000-00000000beef"
 USERS = {"dev": "jane.doe@contoso.com", "staging": SP, "prod": SP}
-LOCAL_ONLY = (".refarch", "sqlite:", "azurite", "/tmp", "127.0.0.1", "localhost", "file:", "{home}")
+LOCAL_ONLY = (".refarch", "sqlite:", "azurite", "127.0.0.1", "localhost", "file:", "{home}")
 
 
 def resolved(target: str, root: Path = REPO) -> Bundle:
@@ -65,10 +65,9 @@ def touched(bundle: Bundle, monkeypatch: pytest.MonkeyPatch) -> list[Touched]:
             spec = next(t for t in job.spec["tasks"] if t["task_key"] == task.key)
             env = clusters[spec["job_cluster_key"]].get("spark_env_vars", {})
             with monkeypatch.context() as m:
-                for name, value in env.items():
+                for name, value in env.items():  # REFARCH_ROOT: the workspace files, as on the cluster
                     if "{{secrets/" not in str(value):
                         m.setenv(name, str(value))
-                m.setenv("REFARCH_ROOT", str(bundle.root))
                 config = load_config(nb.pipeline, bundle.target, root=bundle.root)
             at = f"{key}.{task.key} ({nb.pipeline})"
             for where, text in _strings(config.target.model_dump(by_alias=True), "target"):
@@ -95,8 +94,12 @@ def undeclared(bundle: Bundle, items: list[Touched]) -> list[str]:
     problems = []
     for item in items:
         lowered = item.value.lower()
-        if any(marker in lowered for marker in LOCAL_ONLY) and "{{secrets/" not in item.value:
+        local = any(marker in lowered for marker in LOCAL_ONLY) or lowered.startswith(("/tmp", "/dbfs/tmp"))
+        if local and "{{secrets/" not in item.value:
             problems.append(f"{item.where}: local-only {item.value!r}")
+        elif item.kind == "path" and item.value.startswith(("/Users/", "/Workspace/")):
+            if not item.value.removeprefix("/Workspace").startswith(root + "/"):
+                problems.append(f"{item.where}: {item.value} is outside the bundle folder {root}")
         elif item.kind == "path" and item.value.startswith("/"):
             inside = any(item.value == v or item.value.startswith(v + "/") for v in volumes)
             if not inside:

@@ -85,9 +85,15 @@ def bundle_context(root: Path, target: str) -> BundleContext:
     user_name = current_user_name() if not env_user and on_databricks() else None
     bundle = load_bundle(root, target, user=user_name, strict=False)
     schema = bundle.resources.get("schemas", {}).get("refarch", {}).get("name") or bundle.variables.get("schema")
-    bundle_root = str(bundle.workspace["root_path"]).removeprefix("/Workspace")
-    if root.name == "files":  # a deployed bundle: its root folder is the parent of files/
-        bundle_root = str(root.parent).removeprefix("/Workspace")
+    # a deployed bundle's root folder is the parent of its files/ (the job cluster's REFARCH_ROOT)
+    deployed = os.environ.get("REFARCH_ROOT", "").rstrip("/")
+    if deployed.endswith("/files"):
+        bundle_root = deployed.removesuffix("/files")
+    elif root.name == "files":
+        bundle_root = str(root.parent)
+    else:
+        bundle_root = str(bundle.workspace["root_path"])
+    bundle_root = bundle_root.removeprefix("/Workspace")
     return BundleContext(
         catalog=os.environ.get("REFARCH_CATALOG") or str(bundle.variables["catalog"]),
         schema=os.environ.get("REFARCH_SCHEMA") or str(schema),
