@@ -453,3 +453,45 @@ def test_each_bad_token_fails_the_check_meant_for_it(jwks_server, keys):
         "missing": "no bearer token",
     }
     assert len(hs256) == 5
+
+
+def test_an_accepted_token_is_remembered_until_it_expires_or_the_keys_change(jwks_server, keys):
+    import asyncio
+
+    from refarch.serving.tokens import BearerTokens, Outcome
+
+    verifier = BearerTokens(jwt_settings(jwks_server.url, leeway_s=0.0).jwt)
+
+    async def run() -> list[tuple[Outcome, str]]:
+        out = []
+        short = sign(keys, exp=int(time.time()) + 2)
+        for _ in range(2):
+            v = await verifier.verify(short)
+            out.append((v.outcome, v.reason))
+        await asyncio.sleep(2.5)
+        v = await verifier.verify(short)  # remembered, but not past its exp
+        out.append((v.outcome, v.reason))
+        kept = sign(keys, "rsa-1")
+        await verifier.verify(kept)
+        await verifier.verify(sign(keys, "rogue", header_kid="invented"))  # a fetch of the same set
+        v = await verifier.verify(kept)  # its key did not change: still remembered
+        out.append((v.outcome, v.reason))
+        await asyncio.sleep(0.35)
+        fetches = jwks_server.requests
+        jwks_server.document = keys.jwks("rsa-2")  # rsa-1 leaves the set
+        await asyncio.sleep(0.35)
+        await verifier.verify(sign(keys, "rsa-2"))  # an unknown kid: the set is fetched again
+        assert jwks_server.requests == fetches + 1
+        v = await verifier.verify(kept)  # remembered, but signed by a key that is gone
+        out.append((v.outcome, v.reason))
+        return out
+
+    got = asyncio.run(run())
+    verifier.close()
+    assert got == [
+        (Outcome.ACCEPTED, "accepted"),
+        (Outcome.ACCEPTED, "accepted before"),
+        (Outcome.REFUSED, "expired"),
+        (Outcome.ACCEPTED, "accepted before"),
+        (Outcome.REFUSED, "unknown key id"),
+    ]

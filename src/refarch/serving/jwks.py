@@ -117,6 +117,10 @@ class SigningKeys:
     def loaded(self) -> bool:
         return self.loaded_at is not None
 
+    def cached(self, kid: str) -> SigningKey | None:
+        """The key named `kid` as held now, without fetching anything."""
+        return self._keys.get(kid)
+
     async def lookup(self, kid: str) -> SigningKey | None:
         """The key named `kid`; fetches the set again (rate-limited) when it is unknown."""
         key = self._keys.get(kid)
@@ -162,6 +166,8 @@ class SigningKeys:
             log.warning("signing keys: %s holds no usable RSA or EC signature key; keeping the keys before", self.url)
             return False
         added, removed = keys.keys() - self._keys.keys(), self._keys.keys() - keys.keys()
+        # a key that did not change stays the same object: what was verified with it stays verified
+        keys = {kid: self._keys[kid] if self._keys.get(kid) == key else key for kid, key in keys.items()}
         self._keys, self.loaded_at = keys, time.monotonic()
         if added or removed:
             log.info(
