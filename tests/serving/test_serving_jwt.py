@@ -495,3 +495,45 @@ def test_an_accepted_token_is_remembered_until_it_expires_or_the_keys_change(jwk
         (Outcome.ACCEPTED, "accepted before"),
         (Outcome.REFUSED, "unknown key id"),
     ]
+
+
+@pytest.mark.slow
+def test_refarch_serve_with_two_workers_takes_tokens_and_no_api_key(tiny_recommender, tracking_uri, jwks_server, keys):
+    """The token settings reach every uvicorn worker through the environment; no API key is configured."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    env = {k: v for k, v in os.environ.items() if k not in ("REFARCH_API_KEYS", "REFARCH_API_KEY_FILE")}
+    env.update(MLFLOW_TRACKING_URI=tracking_uri)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    cmd = [sys.executable, "-m", "refarch.cli", "serve", "--model", tiny_recommender["uri"], "--port", str(port)]
+    cmd += ["--workers", "2", "--auth", "jwt", "--jwt-issuer", ISSUER, "--jwt-audience", AUDIENCE]
+    cmd += ["--jwt-jwks-url", jwks_server.url, "--jwt-scope", "Recommend.Read"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    good, scopeless = sign(keys), sign(keys, scp="User.Read")
+    try:
+        deadline, ready = time.monotonic() + 120, 0
+        while time.monotonic() < deadline and ready < 4:  # both workers: several readies in a row
+            assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
+            try:
+                ready = ready + 1 if httpx.get(url + "/ready", timeout=2).status_code == 200 else 0
+            except httpx.TransportError:
+                ready = 0
+            time.sleep(0.2)
+        assert ready >= 4, "server not ready in 120 s"
+        answers = [
+            httpx.post(url + "/invocations", json={"inputs": [{"user_id": 1}]}, headers=h, timeout=10).status_code
+            for h in [{"Authorization": f"Bearer {good}"}] * 6 + [{"Authorization": f"Bearer {scopeless}"}]
+        ]
+        assert answers == [200] * 6 + [403]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        out = proc.communicate(timeout=30)[0].decode()
+    assert "auth: jwt" in out
+    assert good.split(".")[2] not in out and scopeless.split(".")[2] not in out
