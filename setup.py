@@ -32,6 +32,7 @@ CORE = [
 
 SERVING = [
     "fastapi>=0.115",
+    "pyjwt[crypto]==2.15.1",  # Entra ID bearer tokens (`refarch serve --auth jwt`)
     "uvicorn[standard]>=0.30",
     "prometheus-client>=0.20",
     "httpx>=0.27",

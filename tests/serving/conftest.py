@@ -239,3 +239,122 @@ def own_redis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[OwnRe
     server.start()
     yield server
     server.stop()
+
+
+def free_cluster_port() -> int:
+    """A free loopback port whose cluster bus port (port + 10000) is free too."""
+    for _ in range(200):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free pair of loopback ports for a cluster node")
+
+
+class OwnCluster:
+    """A Redis Cluster of `nodes` primaries (no replicas) on loopback ports, with a password.
+
+    Made as the issue says: `redis-server --cluster-enabled yes` per node, then
+    `redis-cli --cluster create ... --cluster-replicas 0 --cluster-yes`. `kill(i)` SIGKILLs one primary.
+    """
+
+    password = "cluster-secret"
+
+    def __init__(self, folder: Path, nodes: int = 3, node_timeout_ms: int = 1000) -> None:
+        self.folder = folder
+        self.ports = [free_cluster_port() for _ in range(nodes)]
+        self.node_timeout_ms = node_timeout_ms
+        self.procs: list[subprocess.Popen] = []
+
+    @property
+    def settings(self) -> dict:
+        port = self.ports[0]
+        return {"kind": "redis", "cluster": True, "host": "127.0.0.1", "port": port, "password_env": "CLUSTER_PASSWORD"}
+
+    def start(self) -> None:
+        import redis
+
+        binary = shutil.which("redis-server") or "redis-server"
+        for port in self.ports:
+            where = self.folder / str(port)
+            where.mkdir(parents=True, exist_ok=True)
+            cmd = [binary, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes"]
+            cmd += ["--cluster-config-file", "nodes.conf", "--cluster-node-timeout", str(self.node_timeout_ms)]
+            cmd += ["--save", "", "--appendonly", "no", "--requirepass", self.password, "--dir", str(where)]
+            self.procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        clients = [redis.Redis(host="127.0.0.1", port=p, password=self.password) for p in self.ports]
+        try:
+            self._wait(lambda: all(c.ping() for c in clients), "nodes did not start")
+            create = [shutil.which("redis-cli") or "redis-cli", "-a", self.password, "--no-auth-warning"]
+            create += ["--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports)]
+            create += ["--cluster-replicas", "0", "--cluster-yes"]
+            done = subprocess.run(create, capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+            self._wait(
+                lambda: all(b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO") for c in clients),
+                "the cluster did not reach state ok",
+            )
+        finally:
+            for c in clients:
+                c.close()
+
+    @staticmethod
+    def _wait(done, message: str, seconds: float = 20.0) -> None:
+        import redis
+
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                if done():
+                    return
+            except redis.RedisError:
+                pass
+            time.sleep(0.05)
+        pytest.fail(f"redis cluster: {message} within {seconds:.0f} s")
+
+    def kill(self, index: int) -> None:
+        proc = self.procs[index]
+        proc.kill()
+        proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def _need_cluster_tools() -> None:
+    for tool in ("redis-server", "redis-cli"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is not installed (apt-get install -y redis-server)")
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnCluster]:
+    """A 3-node cluster shared by the tests that only publish and read (each under its own prefix)."""
+    _need_cluster_tools()
+    cluster = OwnCluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture()
+def own_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[OwnCluster]:
+    """A 3-node cluster of one test's own (to kill a primary); its password is in $CLUSTER_PASSWORD."""
+    _need_cluster_tools()
+    cluster = OwnCluster(tmp_path / "cluster")
+    monkeypatch.setenv("CLUSTER_PASSWORD", cluster.password)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()

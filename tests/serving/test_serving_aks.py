@@ -173,3 +173,22 @@ def test_probes_fit_the_app_timeouts():
     (container,) = by_kind("Deployment")["spec"]["template"]["spec"]["containers"]
     for probe in ("readinessProbe", "livenessProbe"):
         assert container[probe]["timeoutSeconds"] >= 10 * settings.store.timeout_ms / 1000
+
+
+def test_the_documented_entra_id_arguments_start_jwt_auth():
+    """The README's Deployment arguments for Entra ID parse into complete, usable token settings."""
+    import argparse
+
+    from refarch.serving.cli import _check, add_arguments
+
+    block = re.search(r"```yaml\n(\s*args:.*?)```", (AKS / "README.md").read_text(), re.S)
+    assert block, "the Entra ID args block is gone from deploy/aks/README.md"
+    documented = yaml.safe_load(block.group(1))["args"]
+    entry = yaml.safe_load(re.search(r"^ENTRYPOINT (\[.*\])$", (AKS / "Dockerfile").read_text(), re.M).group(1))
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    settings = _check(parser.parse_args(entry[2:] + documented))
+    assert settings.auth == "jwt" and settings.jwt.problems() == []
+    assert settings.jwt.issuer == "https://login.microsoftonline.com/<tenant-id>/v2.0"
+    assert settings.jwt.jwks_url == "https://login.microsoftonline.com/<tenant-id>/discovery/v2.0/keys"
+    assert (settings.jwt.scope, settings.jwt.role) == ("Recommendations.Read", "Recommendations.Read.All")

@@ -12,6 +12,7 @@ import pytest
 
 from refarch.recommender.store import (
     RecommendationStore,
+    RedisClusterStore,
     RedisStore,
     SqliteStore,
     StoreError,
@@ -21,16 +22,25 @@ from refarch.recommender.store import (
 )
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def store(request, tmp_path) -> Iterator[RecommendationStore]:
+@pytest.fixture(params=["sqlite", "redis", "cluster"])
+def store(request, tmp_path, monkeypatch) -> Iterator[RecommendationStore]:
     if request.param == "sqlite":
         s: RecommendationStore = SqliteStore(tmp_path / "serving.db")
-    else:
+    elif request.param == "redis":
         info = request.getfixturevalue("redis_server")
         request.getfixturevalue("redis_client")  # flushes the database
         import redis
 
-        s = RedisStore(redis.Redis(host=info["host"], port=info["port"], password=info["password"]), prefix="test:rec:")
+        # few buckets: several users share one, and some bucket holds no user
+        s = RedisStore(
+            redis.Redis(host=info["host"], port=info["port"], password=info["password"]), prefix="test:rec:", buckets=4
+        )
+    else:
+        cluster = request.getfixturevalue("redis_cluster")
+        monkeypatch.setenv("CLUSTER_PASSWORD", cluster.password)
+        s = open_store({**cluster.settings, "prefix": "test:rec:", "buckets": 4})
+        assert isinstance(s, RedisClusterStore)
+        s.client.flushall(target_nodes=s.client.PRIMARIES)
     yield s
     s.close()
 

@@ -1,12 +1,19 @@
 """The serving store: each user's precomputed top-k list, read by user id in well under a millisecond.
 
 SQLite is the embedded default (one file, nothing to run); Redis serves production
-(Azure Cache for Redis: TLS on 6380, password from a secret). Both keep the same layout:
-every publish writes its lists under a new version, then one pointer flips to it, then
-older versions are removed. A reader resolves the pointer and the user's list in one
-atomic step (one SQL statement, one Lua script), so it sees the old set or the new one,
-never a mix; a publish that fails half way removes its partial version and the old one
-keeps serving.
+(Azure Cache for Redis: TLS on 6380, password from a secret), standalone or in cluster mode.
+All keep the same guarantees: every publish writes its lists under a new version, then one
+pointer flips to it, then older versions are removed. A reader sees the old set or the new
+one, never a mix: SQLite reads the pointer and the user's list in one statement, standalone
+Redis in one Lua script; Redis Cluster reads the pointer, then the buckets named by that
+version, and reads again from the new pointer if a bucket was removed meanwhile. A publish
+that fails half way removes its partial version and the old one keeps serving.
+
+On Redis a version's lists are spread over a fixed number of hashes (buckets, 256 by default),
+so in cluster mode they spread over every shard; the pointer and the versions' metadata share
+one hash slot, so the flip stays one atomic script. (The layout before buckets kept a version
+in one hash and its pointer at `<prefix>current`; the two do not share a key, so a new publish
+can be written beside an old deployment, which keeps reading the old keys until it is replaced.)
 
 A scoring app reads through `get_many_async`: on Redis an asyncio client without retries,
 bounded by the caller's timeout, so a store outage never blocks the event loop; SQLite reads
@@ -325,29 +332,73 @@ class SqliteStore(RecommendationStore):
 
 # ---- Redis ----------------------------------------------------------------------------
 
-# The pointer and the lists of a whole batch in one server-side step, so one batch reads one
-# version. Keys are built from the pointer's value, which is fine on a single-shard cache
-# (Azure Cache for Redis Basic/Standard/Premium non-clustered). Answers
-# {version, popular or false, list of user 1 or false, ...}; popular only if a user is unknown.
-_REDIS_GET_MANY = """
+# The layout, for a prefix P and a version V:
+#   {P}current      the pointer: the version being served
+#   {P}meta:V       users, depth, created, buckets of version V; written last, so it marks V complete
+#   {P}versions     every version present, complete or not, with its bucket count (a hash V -> buckets)
+#   P lists:V:B     bucket B of version V (B = |user id| mod buckets): user id -> list, plus the popular list
+# The `{P}` keys share one hash slot (Redis Cluster hashes only the part in braces), so the flip
+# is one script on one shard; the buckets have no braces and spread over every shard's slots.
+# Every bucket holds the popular list: a bucket that answers without it no longer exists.
+DEFAULT_BUCKETS = 256
+
+# bucket of a user id given as decimal text: |id| mod n, as Python's `abs(user_id) % n`
+_LUA_BUCKET = """
+local function bucket(u, n)
+  local b = 0
+  for j = 1, #u do
+    local d = string.byte(u, j) - 48
+    if d >= 0 and d <= 9 then b = (b * 10 + d) % n end
+  end
+  return b
+end
+"""
+
+# Standalone Redis: the pointer and the lists of a whole batch in one server-side step, so one
+# batch reads one version. Keys are built from the pointer's value, which a single shard allows.
+# Answers {version, popular or false, list of user 1 or false, ...} (popular only if a user is
+# unknown), {version} for a version without meta, false when nothing is published.
+_REDIS_GET_MANY = (
+    _LUA_BUCKET
+    + """
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
-local key = ARGV[1] .. v
+local n = tonumber(redis.call('HGET', ARGV[1] .. v, 'buckets'))
+if not n then return {v} end
+local base = ARGV[2] .. v .. ':'
 local out = {v, false}
-local unknown = false
-for i = 3, #ARGV do
-  local p = redis.call('HGET', key, ARGV[i])
-  out[i] = p
-  if not p then unknown = true end
+local unknown = nil
+for i = 4, #ARGV do
+  local b = bucket(ARGV[i], n)
+  local p = redis.call('HGET', base .. b, ARGV[i])
+  out[i - 1] = p
+  if not p then unknown = b end
 end
-if unknown then out[2] = redis.call('HGET', key, ARGV[2]) end
+if unknown then out[2] = redis.call('HGET', base .. unknown, ARGV[3]) end
 return out
+"""
+)
+
+# Redis Cluster: the pointer and its version's bucket count, from the `{P}` slot in one step
+# ({version, buckets or false}, or false). The lists are then read from their own shards.
+_REDIS_POINTER = """
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+return {v, redis.call('HGET', KEYS[2] .. v, 'buckets')}
 """
 
 # Flip only to a version whose lists are complete (its meta key is written last).
 _REDIS_FLIP = """
 if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
 redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
+# Before a version's buckets go: drop its meta (so nothing can flip to it any more), unless it is
+# the one being served.
+_REDIS_RETIRE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
 return 1
 """
 
@@ -375,54 +426,102 @@ def _redis_error(err: Exception) -> StoreError:
     return StoreError(f"serving store (redis): {type(err).__name__}: {err}", reason=reason)
 
 
+def bucket_of(user_id: int, buckets: int) -> int:
+    """The bucket holding a user's list (the read script computes the same from the decimal id)."""
+    return abs(int(user_id)) % buckets
+
+
+def _nothing_published() -> StoreError:
+    return StoreError("serving store (redis): nothing published yet", reason="nothing published yet")
+
+
+def _incomplete(version: str) -> StoreError:
+    return StoreError(f"serving store (redis): version {version!r} has no lists", reason="incomplete version")
+
+
 class RedisStore(RecommendationStore):
-    """Lists of a version in one hash `<prefix>lists:<version>`; the pointer in `<prefix>current`.
+    """Standalone Redis: lists of a version in `buckets` hashes, read with one script per batch.
 
     `client` (redis.Redis) publishes and serves blocking callers; `async_client()` makes a
     redis.asyncio.Redis (no retries) for the event loop of a scoring app, one per loop: an
-    asyncio client's connections belong to the loop that opened them.
+    asyncio client's connections belong to the loop that opened them. `buckets` is how many
+    hashes a version's lists are spread over (a publish setting: readers take it from the version).
     """
 
     def __init__(
-        self, client: Any, prefix: str = "refarch:recommender:", async_client: Callable[[], Any] | None = None
+        self,
+        client: Any,
+        prefix: str = "refarch:recommender:",
+        async_client: Callable[[], Any] | None = None,
+        buckets: int = DEFAULT_BUCKETS,
     ) -> None:
+        if "{" in prefix or "}" in prefix:
+            raise StoreError(
+                f"serving store: the key prefix {prefix!r} has braces (a Redis Cluster hash tag)",
+                reason="misconfigured",
+            )
+        if not 1 <= buckets <= 65536:
+            raise StoreError(f"serving store: buckets must be 1-65536, not {buckets}", reason="misconfigured")
         self.client = client
         self.async_client = async_client
         self.prefix = prefix
-        self._get_many = client.register_script(_REDIS_GET_MANY)
+        self.buckets = buckets
         self._flip_script = client.register_script(_REDIS_FLIP)
+        self._retire_script = client.register_script(_REDIS_RETIRE)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._get_many_async: Any = None
+        self._on_loop: Any = None
+        self._register_reads()
 
-    def _async_script(self) -> Any:
-        """The read script on this event loop's client (made on first use in a loop)."""
+    def _register_reads(self) -> None:
+        self._get_many = self.client.register_script(_REDIS_GET_MANY)
+
+    def _async_client(self) -> Any:
+        """This event loop's asyncio client (made on first use in a loop), with what it needs registered."""
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
-            self._get_many_async = self.async_client().register_script(_REDIS_GET_MANY)  # type: ignore[misc]
+            client = self.async_client()  # type: ignore[misc]
+            self._on_loop = (client, client.register_script(self._async_read_script))
             self._loop = loop
-        return self._get_many_async
+        return self._on_loop
 
-    def _lists_key(self, version: str) -> str:
-        return f"{self.prefix}lists:{version}"
+    _async_read_script = _REDIS_GET_MANY
 
-    def _meta_key(self, version: str) -> str:
-        return f"{self.prefix}meta:{version}"
+    # -- keys: the `{prefix}` ones share a slot, the buckets spread
 
     @property
     def _pointer(self) -> str:
-        return f"{self.prefix}current"
+        return f"{{{self.prefix}}}current"
+
+    @property
+    def _meta_prefix(self) -> str:
+        return f"{{{self.prefix}}}meta:"
+
+    def _meta_key(self, version: str) -> str:
+        return self._meta_prefix + version
+
+    @property
+    def _versions_key(self) -> str:
+        return f"{{{self.prefix}}}versions"
+
+    def _bucket_key(self, version: str, bucket: int) -> str:
+        return f"{self.prefix}lists:{version}:{bucket}"
 
     def _script_args(self, user_ids: Sequence[int]) -> dict[str, list[Any]]:
-        return {"keys": [self._pointer], "args": [f"{self.prefix}lists:", POPULAR_FIELD, *(int(u) for u in user_ids)]}
+        return {
+            "keys": [self._pointer],
+            "args": [self._meta_prefix, f"{self.prefix}lists:", POPULAR_FIELD, *(int(u) for u in user_ids)],
+        }
 
     @staticmethod
     def _decode(found: Any, n: int) -> list[UserList]:
         if not found:
-            raise StoreError("serving store (redis): nothing published yet", reason="nothing published yet")
-        version, popular, *payloads = found
-        version = version.decode()
+            raise _nothing_published()
+        version = found[0].decode()
+        if len(found) < 2:
+            raise _incomplete(version)
+        popular, payloads = found[1], found[2:]
         if len(payloads) != n or (popular is None and any(p is None for p in payloads)):
-            raise StoreError(f"serving store (redis): version {version!r} has no lists", reason="incomplete version")
+            raise _incomplete(version)
         return [
             decode_list(p, version, fallback=False) if p is not None else decode_list(popular, version, fallback=True)
             for p in payloads
@@ -443,7 +542,8 @@ class RedisStore(RecommendationStore):
     async def get_many_async(self, user_ids: Sequence[int], timeout: float) -> list[UserList]:
         if self.async_client is None:
             return self.get_many(user_ids)
-        found = await self._bounded(self._async_script()(**self._script_args(user_ids)), timeout)
+        _, script = self._async_client()
+        found = await self._bounded(script(**self._script_args(user_ids)), timeout)
         return self._decode(found, len(user_ids))
 
     async def ping_async(self, timeout: float) -> None:
@@ -451,10 +551,11 @@ class RedisStore(RecommendationStore):
         if self.async_client is None:
             self.ping()
             return
-        self._decode(await self._bounded(self._async_script()(**self._script_args([])), timeout), 0)
+        _, script = self._async_client()
+        self._decode(await self._bounded(script(**self._script_args([])), timeout), 0)
 
     @staticmethod
-    async def _bounded(call: Any, timeout: float) -> Any:
+    async def _bounded(call: Awaitable[Any], timeout: float) -> Any:
         """Await a redis.asyncio call for at most `timeout` s; a cancelled call drops its connection."""
         import redis
 
@@ -470,17 +571,16 @@ class RedisStore(RecommendationStore):
         return value.decode() if value is not None else None
 
     def versions(self) -> list[VersionInfo]:
-        found: dict[str, VersionInfo] = {}
-        for key in self.client.scan_iter(match=f"{self.prefix}lists:*", count=1000):
-            version = key.decode()[len(f"{self.prefix}lists:") :]
-            found[version] = VersionInfo(version, 0, 0, 0.0)
-        for key in self.client.scan_iter(match=f"{self.prefix}meta:*", count=1000):
-            version = key.decode()[len(f"{self.prefix}meta:") :]
-            meta = {k.decode(): v.decode() for k, v in self.client.hgetall(key).items()}
-            found[version] = VersionInfo(
-                version, int(meta.get("users", 0)), int(meta.get("depth", 0)), float(meta.get("created", 0))
+        names = sorted(v.decode() for v in self.client.hkeys(self._versions_key))
+        out = []
+        for version in names:
+            meta = {k.decode(): v.decode() for k, v in self.client.hgetall(self._meta_key(version)).items()}
+            out.append(
+                VersionInfo(
+                    version, int(meta.get("users", 0)), int(meta.get("depth", 0)), float(meta.get("created", 0))
+                )
             )
-        return [found[v] for v in sorted(found)]
+        return out
 
     def ping(self) -> None:
         import redis
@@ -491,22 +591,40 @@ class RedisStore(RecommendationStore):
         except redis.RedisError as err:
             raise _redis_error(err) from None
         if version is None:
-            raise StoreError("serving store (redis): nothing published yet", reason="nothing published yet")
+            raise _nothing_published()
+
+    def _pipeline(self) -> Any:
+        return self.client.pipeline(transaction=False)
+
+    def _write_buckets(self, version: str, buckets: dict[int, dict[str, bytes]]) -> None:
+        pipe = self._pipeline()
+        for bucket, fields in buckets.items():
+            pipe.hset(self._bucket_key(version, bucket), mapping=fields)
+        pipe.execute()
 
     def _write_version(self, version: str, rows: Iterable[Row], popular: bytes, batch_size: int) -> tuple[int, int]:
-        key = self._lists_key(version)
-        users = depth = 0
-        batch: dict[str, bytes] = {}
+        if "{" in version or "}" in version:
+            raise ValueError(f"a version name has no braces: {version!r}")
+        n = self.buckets
+        # listed first: a publisher that dies half way leaves a version the next publish removes
+        self.client.hset(self._versions_key, version, n)
+        users = depth = pending = 0
+        batch: dict[int, dict[str, bytes]] = {}
         for user_id, items, scores in rows:
             users += 1
             depth = max(depth, len(items))
-            batch[str(int(user_id))] = encode_list(items, scores)
-            if len(batch) >= batch_size:
-                self.client.hset(key, mapping=batch)
-                batch = {}
-        batch[POPULAR_FIELD] = popular
-        self.client.hset(key, mapping=batch)
-        self.client.hset(self._meta_key(version), mapping={"users": users, "depth": depth, "created": time.time()})
+            batch.setdefault(bucket_of(user_id, n), {})[str(int(user_id))] = encode_list(items, scores)
+            pending += 1
+            if pending >= batch_size:
+                self._write_buckets(version, batch)
+                batch, pending = {}, 0
+        if batch:
+            self._write_buckets(version, batch)
+        # every bucket gets the popular list, even one no user falls in: a missing bucket means a removed version
+        for start in range(0, n, 64):
+            self._write_buckets(version, {b: {POPULAR_FIELD: popular} for b in range(start, min(start + 64, n))})
+        meta = {"users": users, "depth": depth, "created": time.time(), "buckets": n}
+        self.client.hset(self._meta_key(version), mapping=meta)
         return users, depth
 
     def _flip(self, version: str) -> None:
@@ -514,13 +632,182 @@ class RedisStore(RecommendationStore):
             raise StoreError(f"version {version} is incomplete; the pointer was not moved")
 
     def _remove_version(self, version: str) -> None:
-        if version == self.current_version():
+        if not self._retire_script(keys=[self._pointer, self._meta_key(version)], args=[version]):
             raise StoreError(f"refusing to remove the serving version {version}")
-        self.client.unlink(self._lists_key(version), self._meta_key(version))
+        recorded = self.client.hget(self._versions_key, version)
+        n = int(recorded) if recorded is not None else self.buckets
+        for start in range(0, n, 256):
+            self.client.unlink(*(self._bucket_key(version, b) for b in range(start, min(start + 256, n))))
+        self.client.hdel(self._versions_key, version)
 
     def close(self) -> None:
         self.client.close()
         # the async client's connections belong to the event loop that opened them and close with it
+
+
+class RedisClusterStore(RedisStore):
+    """Redis Cluster (Azure Cache for Redis clustered, or with the OSS cluster policy).
+
+    A script may only touch keys of one slot, so a read takes two steps: the pointer (with its
+    version's bucket count) from the `{prefix}` slot, then the users' buckets from their shards,
+    one HMGET per bucket, pipelined. Each bucket answers with the popular list too; a bucket
+    without it was removed after a flip, and the batch is read again from the new pointer. So
+    every answer still comes from one version. The pointer is kept `pointer_ttl_s` seconds: a
+    read then costs one round trip, and a flip is seen within that time (at once when the old
+    version's buckets are gone).
+
+    `client` is a redis.cluster.RedisCluster; `async_client()` makes a
+    redis.asyncio.cluster.RedisCluster (no retries) for an event loop.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        prefix: str = "refarch:recommender:",
+        async_client: Callable[[], Any] | None = None,
+        buckets: int = DEFAULT_BUCKETS,
+        pointer_ttl_s: float = 1.0,
+    ) -> None:
+        super().__init__(client, prefix=prefix, async_client=async_client, buckets=buckets)
+        self.pointer_ttl_s = pointer_ttl_s
+        self._pointer_cache: tuple[str, int, float] | None = None  # version, buckets, read at (monotonic)
+
+    def _register_reads(self) -> None:
+        self._pointer_script = self.client.register_script(_REDIS_POINTER)
+
+    _async_read_script = _REDIS_POINTER
+
+    def _pipeline(self) -> Any:
+        return self.client.pipeline()
+
+    def _pointer_args(self) -> dict[str, list[Any]]:
+        return {"keys": [self._pointer, self._meta_prefix], "args": []}
+
+    def _remember(self, found: Any) -> tuple[str, int]:
+        if not found:
+            raise _nothing_published()
+        version = found[0].decode()
+        if found[1] is None:
+            raise _incomplete(version)
+        pointer = (version, int(found[1]))
+        self._pointer_cache = (*pointer, time.monotonic())
+        return pointer
+
+    def _cached_pointer(self) -> tuple[str, int] | None:
+        cached = self._pointer_cache
+        if cached is not None and time.monotonic() - cached[2] < self.pointer_ttl_s:
+            return cached[0], cached[1]
+        return None
+
+    @staticmethod
+    def _plan(user_ids: Sequence[int], buckets: int) -> dict[int, list[int]]:
+        """Each bucket the batch reads, with the positions of its users in the batch."""
+        plan: dict[int, list[int]] = {}
+        for i, user in enumerate(user_ids):
+            plan.setdefault(bucket_of(user, buckets), []).append(i)
+        return plan
+
+    def _commands(self, version: str, user_ids: Sequence[int], plan: dict[int, list[int]]) -> list[tuple[str, list]]:
+        return [
+            (self._bucket_key(version, b), [str(int(user_ids[i])) for i in where] + [POPULAR_FIELD])
+            for b, where in plan.items()
+        ]
+
+    @staticmethod
+    def _assemble(
+        version: str, n: int, plan: dict[int, list[int]], replies: Sequence[Sequence[Any]]
+    ) -> list[UserList] | None:
+        """The batch's lists in order, or None when a bucket is gone (the version was removed)."""
+        out: list[UserList | None] = [None] * n
+        for where, reply in zip(plan.values(), replies, strict=True):
+            *payloads, popular = reply
+            if popular is None:
+                return None
+            for i, payload in zip(where, payloads, strict=True):
+                out[i] = (
+                    decode_list(payload, version, fallback=False)
+                    if payload is not None
+                    else decode_list(popular, version, fallback=True)
+                )
+        return out  # type: ignore[return-value]
+
+    def _read(self, run: Callable[[list[tuple[str, list]]], list], user_ids: Sequence[int], pointer: tuple[str, int]):
+        version, buckets = pointer
+        plan = self._plan(user_ids, buckets)
+        return self._assemble(version, len(user_ids), plan, run(self._commands(version, user_ids, plan)))
+
+    def get_many(self, user_ids: Sequence[int]) -> list[UserList]:
+        import redis
+
+        def run(commands: list[tuple[str, list]]) -> list:
+            pipe = self._pipeline()
+            for key, fields in commands:
+                pipe.hmget(key, fields)
+            return pipe.execute()
+
+        try:
+            for fresh in (False, True):
+                pointer = None if fresh else self._cached_pointer()
+                pointer = pointer or self._remember(self._pointer_script(**self._pointer_args()))
+                if not user_ids:
+                    return []
+                found = self._read(run, user_ids, pointer)
+                if found is not None:
+                    return found
+                self._pointer_cache = None
+        except redis.RedisError as err:
+            raise _redis_error(err) from None
+        raise _incomplete(pointer[0])
+
+    async def get_many_async(self, user_ids: Sequence[int], timeout: float) -> list[UserList]:
+        if self.async_client is None:
+            return self.get_many(user_ids)
+        return await self._bounded(self._read_async(user_ids), timeout)
+
+    async def _read_async(self, user_ids: Sequence[int], fresh: bool = False) -> list[UserList]:
+        client, pointer_script = self._async_client()
+        for attempt in range(2):
+            pointer = None if fresh or attempt else self._cached_pointer()
+            pointer = pointer or self._remember(await pointer_script(**self._pointer_args()))
+            if not user_ids:
+                return []
+            version, buckets = pointer
+            plan = self._plan(user_ids, buckets)
+            commands = self._commands(version, user_ids, plan)
+            if len(commands) == 1:
+                replies = [await client.hmget(*commands[0])]
+            else:
+                pipe = client.pipeline()
+                for key, fields in commands:
+                    pipe.hmget(key, fields)
+                replies = await pipe.execute()
+            found = self._assemble(version, len(user_ids), plan, replies)
+            if found is not None:
+                return found
+            self._pointer_cache = None
+        raise _incomplete(pointer[0])
+
+    async def ping_async(self, timeout: float) -> None:
+        """The pointer, read afresh: set, and its version complete."""
+        if self.async_client is None:
+            self.ping()
+            return
+        await self._bounded(self._read_async([], fresh=True), timeout)
+
+    def ping(self) -> None:
+        import redis
+
+        try:
+            self._remember(self._pointer_script(**self._pointer_args()))
+        except redis.RedisError as err:
+            raise _redis_error(err) from None
+
+    def _flip(self, version: str) -> None:
+        super()._flip(version)
+        self._pointer_cache = None
+
+    def close(self) -> None:
+        self.client.close()
 
 
 # ---- configuration --------------------------------------------------------------------
@@ -559,15 +846,16 @@ def store_settings(conf: ServingStoreConf | dict[str, Any] | None = None) -> dic
         settings = dict(conf)
     else:
         settings = conf.model_dump()
-    for key in ("kind", "path", "host", "port", "ssl", "password_env", "password_file", "prefix"):
+    for key in ("kind", "path", "host", "port", "ssl", "cluster", "buckets", "password_env", "password_file", "prefix"):
         value = os.environ.get(STORE_ENV_PREFIX + key.upper())
         if value is not None and value != "":
             settings[key] = value
     settings.setdefault("kind", "sqlite")
     if "port" in settings and settings["port"] is not None:
         settings["port"] = int(settings["port"])
-    if isinstance(settings.get("ssl"), str):
-        settings["ssl"] = settings["ssl"].strip().lower() in ("1", "true", "yes")
+    for flag in ("ssl", "cluster"):
+        if isinstance(settings.get(flag), str):
+            settings[flag] = settings[flag].strip().lower() in ("1", "true", "yes")
     path = settings.get("path")
     if isinstance(path, str) and path.startswith(HOME):
         from refarch.runtime.paths import ProjectNotFound, local_home
@@ -604,7 +892,11 @@ def read_password(settings: dict[str, Any]) -> str | None:
 
 
 def open_store(conf: ServingStoreConf | dict[str, Any] | None = None) -> RecommendationStore:
-    """The store named by the target's `serving_store` settings (plus environment overrides)."""
+    """The store named by the target's `serving_store` settings (plus environment overrides).
+
+    Redis is standalone unless `cluster` is true: then any node of the cluster is `host:port`,
+    and the clients discover the others (redis-py's RedisCluster, sync and asyncio).
+    """
     settings = store_settings(conf)
     kind = settings["kind"]
     if kind == "sqlite":
@@ -612,31 +904,44 @@ def open_store(conf: ServingStoreConf | dict[str, Any] | None = None) -> Recomme
             raise StoreError("serving store: kind sqlite needs a path", reason="misconfigured")
         return SqliteStore(settings["path"])
     if kind == "redis":
-        import redis
-        import redis.asyncio
-        from redis.asyncio.retry import Retry as AsyncRetry
-        from redis.backoff import ExponentialBackoff, NoBackoff
-        from redis.retry import Retry
-
-        where = {
-            "host": settings.get("host") or "127.0.0.1",
-            "port": int(settings.get("port") or 6379),
-            "password": read_password(settings),
-            "ssl": bool(settings.get("ssl")),
-        }
-        # publishing and blocking callers: two quick retries ride out a failover blip
-        client = redis.Redis(
-            **where,
-            socket_timeout=2,
-            socket_connect_timeout=2,
-            health_check_interval=30,
-            retry=Retry(ExponentialBackoff(cap=0.2, base=0.05), 2),
-            retry_on_timeout=True,
-        )
-        # a scoring app's event loop: no retries, every call bounded by the caller's timeout
-        return RedisStore(
-            client,
-            prefix=settings.get("prefix") or "refarch:recommender:",
-            async_client=lambda: redis.asyncio.Redis(**where, retry=AsyncRetry(NoBackoff(), 0)),
-        )
+        return _open_redis(settings)
     raise StoreError(f"serving store: unknown kind {kind!r} (sqlite or redis)", reason="misconfigured")
+
+
+def _open_redis(settings: dict[str, Any]) -> RedisStore:
+    import redis
+    import redis.asyncio
+    import redis.asyncio.cluster
+    import redis.cluster
+    from redis.asyncio.retry import Retry as AsyncRetry
+    from redis.backoff import ExponentialBackoff, NoBackoff
+    from redis.retry import Retry
+
+    where = {
+        "host": settings.get("host") or "127.0.0.1",
+        "port": int(settings.get("port") or 6379),
+        "password": read_password(settings),
+        "ssl": bool(settings.get("ssl")),
+    }
+    # publishing and blocking callers: two quick retries ride out a failover blip
+    blocking = {
+        "socket_timeout": 2,
+        "socket_connect_timeout": 2,
+        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), 2),
+    }
+    layout = {"prefix": settings.get("prefix") or "refarch:recommender:"}
+    if settings.get("buckets"):
+        layout["buckets"] = int(settings["buckets"])
+    if settings.get("cluster"):
+        client = redis.cluster.RedisCluster(**where, **blocking)
+        # a scoring app's event loop: no retries (a dead shard is a 503 now, not after a topology dance),
+        # every call bounded by the caller's timeout
+        return RedisClusterStore(
+            client,
+            async_client=lambda: redis.asyncio.cluster.RedisCluster(**where, retry=AsyncRetry(NoBackoff(), 0)),
+            **layout,
+        )
+    client = redis.Redis(**where, **blocking, health_check_interval=30, retry_on_timeout=True)
+    return RedisStore(
+        client, async_client=lambda: redis.asyncio.Redis(**where, retry=AsyncRetry(NoBackoff(), 0)), **layout
+    )

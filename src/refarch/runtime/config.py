@@ -57,6 +57,8 @@ class ServingStoreConf(Strict):
     host: str | None = None  # redis: on Databricks REFARCH_STORE_HOST, from the secret scope
     port: int = 6379
     ssl: bool = False
+    cluster: bool = False  # redis: Redis Cluster (a clustered Azure Cache, or the OSS cluster policy)
+    buckets: int | None = None  # redis: hashes a version's lists spread over (None: the store's default, 256)
     password_env: str | None = None
     password_file: str | None = None
     prefix: str | None = None  # of every key: per user in dev

@@ -1,9 +1,10 @@
 """The scoring app: `POST /invocations` for any refarch pyfunc model, plus what production needs.
 
 MLflow's own server answers `{"inputs": [...]}` with `{"predictions": [...]}`; this app keeps
-that contract and adds API-key auth, 4xx errors with a JSON body for every kind of bad
-input (never a 500), `/health`, `/ready` (model loaded, its store reachable), Prometheus
-`/metrics` and an OpenAPI description built from the model's own input and output types.
+that contract and adds auth (API keys, Entra ID bearer tokens, or either: `refarch.serving.access`),
+4xx errors with a JSON body for every kind of bad input (never a 500), `/health`, `/ready`
+(model loaded, its store reachable), Prometheus `/metrics` and an OpenAPI description built
+from the model's own input and output types.
 The model loads in the background so the process answers `/health` at once and `/ready`
 when it can serve.
 
@@ -32,6 +33,7 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from refarch.serving import routes
+from refarch.serving.access import Access
 from refarch.serving.auth import KEYS_ENV, ApiKeys
 from refarch.serving.breaker import CircuitBreaker
 from refarch.serving.invocations import InvocationsHandler
@@ -54,6 +56,7 @@ class AppState:
     settings: ServeSettings
     metrics: Metrics
     model: ServedModel | None = None
+    access: Access | None = None
     load_error: str | None = None
     loaded_at: float | None = None
     breaker: CircuitBreaker = field(init=False)
@@ -149,16 +152,19 @@ def create_app(
 ) -> ScoringApp:
     """The app for one model URI (`models:/name@alias`, `runs:/...`, or a local folder).
 
-    Keys: `api_keys`, else $REFARCH_API_KEYS / $REFARCH_API_KEY_FILE; `auth=False` serves
-    without keys (local experiments only). `settings`: limits and the store guard
+    `settings.auth` says what a request presents: API keys (`api_keys`, else $REFARCH_API_KEYS /
+    $REFARCH_API_KEY_FILE), Entra ID bearer tokens (`settings.jwt`), or either; `auth=False`
+    serves without any (local experiments only). `settings`: limits, the store guard and auth
     (`ServeSettings()` by default).
     """
-    keys = (api_keys or ApiKeys.from_env()) if auth else None
     settings = settings or ServeSettings()
+    access = _access(settings, api_keys) if auth else None
     install_access_redaction()
 
     @asynccontextmanager
     async def lifespan(app: ScoringApp) -> AsyncIterator[None]:
+        if access is not None:
+            access.start()  # the signing keys load in the background
         if background_load:
             threading.Thread(target=load_model, args=(app,), name="model-loader", daemon=True).start()
         else:
@@ -168,19 +174,30 @@ def create_app(
         state.checker.shutdown(wait=False)
         if state.model is not None and state.model.batcher is not None:
             state.model.batcher.close()
+        if access is not None:
+            access.close()
 
     app = ScoringApp(title=f"refarch scoring: {model_uri}", version="1", description=__doc__, lifespan=lifespan)
     metrics = Metrics()
-    app.state.refarch = state = AppState(model_uri=model_uri, settings=settings, metrics=metrics)
+    app.state.refarch = state = AppState(model_uri=model_uri, settings=settings, metrics=metrics, access=access)
     app.state.metrics = metrics
-    app.auth = keys is not None
+    app.auth = access is not None
     app.include_router(routes.router)
     app.add_exception_handler(StarletteHTTPException, routes.http_error)
     app.add_exception_handler(Exception, routes.unexpected)
     app.add_middleware(MetricsMiddleware, metrics=metrics, routes=ROUTES)
     # the hot path skips FastAPI's middleware, routing and dependency machinery (most of its cost)
-    app.invocations = InvocationsHandler(state, keys, metrics)
+    app.invocations = InvocationsHandler(state, access, metrics)
     return app
+
+
+def _access(settings: ServeSettings, api_keys: ApiKeys | None) -> Access:
+    """The request check `settings.auth` asks for (API keys are read from the environment if not given)."""
+    from refarch.serving.tokens import BearerTokens
+
+    keys = (api_keys or ApiKeys.from_env()) if settings.auth != "jwt" else None
+    tokens = BearerTokens(settings.jwt) if settings.auth != "key" else None
+    return Access(settings.auth, keys, tokens)
 
 
 def app_from_env() -> ScoringApp:
@@ -189,12 +206,14 @@ def app_from_env() -> ScoringApp:
     if not uri:
         raise RuntimeError("REFARCH_SERVE_MODEL_URI is not set (start the server with `refarch serve`)")
     auth = os.environ.get("REFARCH_SERVE_AUTH", "1") != "0"
-    keys = ApiKeys.from_env(os.environ.get("REFARCH_SERVE_KEYS_ENV", KEYS_ENV)) if auth else None
+    settings = ServeSettings.from_env()
+    with_keys = auth and settings.auth != "jwt"
+    keys = ApiKeys.from_env(os.environ.get("REFARCH_SERVE_KEYS_ENV", KEYS_ENV)) if with_keys else None
     return create_app(
         uri,
         api_keys=keys,
         auth=auth,
-        settings=ServeSettings.from_env(),
+        settings=settings,
         # a worker accepts connections only once its model is loaded: no 503s from a half-started pod
         background_load=os.environ.get("REFARCH_SERVE_BACKGROUND_LOAD", "0") == "1",
     )

@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import tempfile
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ValidationError
 from refarch.serving.auth import KEY_FILE_ENV, KEYS_ENV, ApiKeys
 from refarch.serving.logs import log_config
 from refarch.serving.metrics import MULTIPROC_ENV
-from refarch.serving.settings import SETTINGS_ENV, ConnectionLimits, ServeSettings, StoreGuard
+from refarch.serving.settings import SETTINGS_ENV, ConnectionLimits, JwtSettings, ServeSettings, StoreGuard
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +35,18 @@ _SECTIONS: tuple[tuple[str | None, type[BaseModel], str], ...] = (
     (None, ServeSettings, ""),
     ("limits", ConnectionLimits, ""),
     ("store", StoreGuard, "store-"),
+    ("jwt", JwtSettings, "jwt-"),
 )
+_OPTIONAL_STR = typing.Optional[str]  # noqa: UP045 - the annotation pydantic keeps for `str | None`
 
 
 def _flags() -> list[tuple[str | None, str, str, Any]]:
-    """(section, field, flag, FieldInfo) for every plain field of ServeSettings and its sections."""
+    """(section, field, flag, FieldInfo) for every plain field (number, bool, text, choice) of ServeSettings."""
     out = []
     for section, model, prefix in _SECTIONS:
         for name, info in model.model_fields.items():
-            if info.annotation in (int, float, bool):
+            plain = info.annotation in (int, float, bool, _OPTIONAL_STR)
+            if plain or typing.get_origin(info.annotation) is typing.Literal:
                 out.append((section, name, f"--{prefix}{name}".replace("_", "-"), info))
     return out
 
@@ -69,6 +73,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for _, _, flag, info in _flags():
         if info.annotation is bool:
             parser.add_argument(flag, dest=_dest(flag), action="store_true", help=info.description)
+        elif typing.get_origin(info.annotation) is typing.Literal:
+            choices = typing.get_args(info.annotation)
+            parser.add_argument(flag, dest=_dest(flag), choices=choices, default=info.default, help=info.description)
+        elif info.annotation == _OPTIONAL_STR:
+            parser.add_argument(flag, dest=_dest(flag), default=info.default, help=info.description)
         else:
             help_text = f"{info.description} (default {info.default})"
             parser.add_argument(flag, dest=_dest(flag), type=info.annotation, default=info.default, help=help_text)
@@ -76,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     """ServeSettings from the flags; an out-of-range value is a ValueError naming its flag."""
-    values: dict[str, Any] = {"limits": {}, "store": {}}
+    values: dict[str, Any] = {"limits": {}, "store": {}, "jwt": {}}
     flags = {}
     for section, name, flag, _ in _flags():
         (values if section is None else values[section])[name] = getattr(args, _dest(flag))
@@ -86,6 +95,8 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     except ValidationError as err:
         first = err.errors()[0]
         loc = first["loc"]
+        if not loc:  # a check across fields (--auth jwt without its settings): the message names the flags
+            raise ValueError(str(first["msg"]).removeprefix("Value error, ")) from None
         flag = flags.get((loc[0], loc[1]) if len(loc) == 2 else (None, loc[0]), ".".join(map(str, loc)))
         raise ValueError(f"{flag}: {first['msg']}") from None
 
@@ -135,8 +146,10 @@ def _check(args: argparse.Namespace) -> ServeSettings:
         raise ValueError(f"--workers must be at least 1, not {args.workers}")
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port must be 1-65535, not {args.port}")
+    if args.no_auth and args.auth != "key":
+        raise ValueError(f"--no-auth and --auth {args.auth} contradict each other")
     settings = settings_from_args(args)
-    if not args.no_auth:
+    if not args.no_auth and settings.auth != "jwt":
         ApiKeys.from_env(args.api_key_env, file=args.api_key_file)  # fail now, not in every worker
     return settings
 
@@ -174,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         args.host,
         args.port,
         args.workers,
-        "" if not args.no_auth else " WITHOUT API keys",
+        f", auth: {settings.auth}" if not args.no_auth else " WITHOUT auth",
     )
     try:
         uvicorn.run(

@@ -4,10 +4,11 @@ FastAPI's routing, dependency injection and middleware cost more than a store lo
 `ScoringApp` hands this path straight to `InvocationsHandler`; the route is still described
 in the OpenAPI document (see `refarch.serving.openapi`).
 
-The order is what keeps a worker cheap to attack and quick to fail: the key is checked from
-the headers before a byte of the body is read (a 401 closes the connection, so the body is
-never read at all); an open circuit (the store is down) answers 503 before the body too; the
-body is read up to `max_body_bytes`; only then parse, predict, serialise.
+The order is what keeps a worker cheap to attack and quick to fail: the key or token is checked
+from the headers before a byte of the body is read (a 401 closes the connection, so the body is
+never read at all; see `refarch.serving.access`); an open circuit (the store is down) answers
+503 before the body too; the body is read up to `max_body_bytes`; only then parse, predict,
+serialise.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import run_in_threadpool
 
-from refarch.serving.auth import ApiKeys, presented_key
 from refarch.serving.errors import ApiError
 from refarch.serving.logs import REQUEST_ID, request_id
 
 if TYPE_CHECKING:
+    from refarch.serving.access import Access
     from refarch.serving.app import AppState
     from refarch.serving.metrics import Metrics
 
@@ -47,8 +48,6 @@ def error_body(code: str, message: str, details: list[dict[str, Any]] | None = N
     return json.dumps({"error": body}).encode()
 
 
-_UNAUTHORIZED = error_body("unauthorized", "missing or invalid API key")
-_UNAUTHORIZED_HEADERS = [(b"www-authenticate", b'ApiKey header="X-API-Key"'), _CLOSE]
 _NOT_ALLOWED = error_body("method_not_allowed", "Method Not Allowed")
 _NOT_READY = error_body("not_ready", "the model is not loaded yet; retry shortly")
 _UNAVAILABLE = error_body("unavailable", "temporarily unavailable; retry shortly")
@@ -57,10 +56,10 @@ _UNAVAILABLE = error_body("unavailable", "temporarily unavailable; retry shortly
 class InvocationsHandler:
     """Check the key, read the body (bounded), parse, predict, serialise, send one JSON response."""
 
-    def __init__(self, state: AppState, keys: ApiKeys | None, metrics: Metrics) -> None:
+    def __init__(self, state: AppState, access: Access | None, metrics: Metrics) -> None:
         self.state = state
         self.breaker = state.breaker
-        self.keys = keys
+        self.access = access
         self.metrics = metrics
         settings = state.settings
         self.max_body_bytes = settings.max_body_bytes
@@ -103,9 +102,10 @@ class InvocationsHandler:
         """(status, JSON body, extra headers); never raises."""
         if scope["method"] != "POST":
             return 405, _NOT_ALLOWED, [(b"allow", b"POST")]
-        if self.keys is not None and not self.keys.check(presented_key(headers)):
-            log.info("rejected a request to /invocations: missing or invalid API key")
-            return 401, _UNAUTHORIZED, _UNAUTHORIZED_HEADERS
+        if self.access is not None:
+            refused = await self.access.refuse(headers)
+            if refused is not None:
+                return refused
         model = self.state.model
         if model is None:
             return 503, _NOT_READY, self.retry_after

@@ -35,8 +35,16 @@ def _error(description: str) -> dict[str, Any]:
     }
 
 
+_SCHEMES = {"key": ["ApiKey"], "jwt": ["EntraId"], "key-or-jwt": ["ApiKey", "EntraId"]}
+_UNAUTHORIZED = {
+    "key": "missing or invalid API key",
+    "jwt": "missing, malformed, expired or otherwise invalid bearer token",
+    "key-or-jwt": "missing or invalid API key or bearer token",
+}
+
+
 def invocations_operation(settings: ServeSettings, auth: bool) -> dict[str, Any]:
-    """`POST /invocations` before the model is known: its errors, and its key if auth is on."""
+    """`POST /invocations` before the model is known: its errors, and its key or token if auth is on."""
     retry_after = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}}
     operation: dict[str, Any] = {
         "summary": "score a batch of inputs",
@@ -44,7 +52,7 @@ def invocations_operation(settings: ServeSettings, auth: bool) -> dict[str, Any]
         "responses": {
             "200": {"description": "one prediction per input, in order"},
             "400": _error("bad JSON, wrong types, unknown fields, values out of range"),
-            "401": _error("missing or invalid API key"),
+            "401": _error(_UNAUTHORIZED[settings.auth] if auth else "never (served without auth)"),
             "405": _error("any method but POST"),
             "408": _error(
                 f"headers not in within {settings.limits.head_timeout_s:g} s, "
@@ -59,7 +67,9 @@ def invocations_operation(settings: ServeSettings, auth: bool) -> dict[str, Any]
         },
     }
     if auth:
-        operation["security"] = [{"ApiKey": []}]
+        operation["security"] = [{name: []} for name in _SCHEMES[settings.auth]]  # any one of them
+        if settings.auth != "key":
+            operation["responses"]["403"] = _error("a valid token without the required scope or app role")
     return operation
 
 
@@ -67,7 +77,16 @@ def build_openapi(app: Any, model: ServedModel | None, settings: ServeSettings, 
     """The whole document; with `model`, the request and response bodies of /invocations too."""
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     components = schema.setdefault("components", {})
-    components.setdefault("securitySchemes", {})["ApiKey"] = {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    schemes = components.setdefault("securitySchemes", {})
+    if settings.auth != "jwt":
+        schemes["ApiKey"] = {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    if settings.auth != "key":
+        schemes["EntraId"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": f"an Entra ID access token issued by {settings.jwt.issuer} for {settings.jwt.audience}",
+        }
     schemas = components.setdefault("schemas", {})
     errors = ErrorResponse.model_json_schema(ref_template=REF)
     schemas.update(errors.pop("$defs", {}))

@@ -31,7 +31,7 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/ready", summary="readiness: model loaded and its store reachable")
+@router.get("/ready", summary="readiness: model loaded, its store reachable, signing keys loaded (--auth jwt)")
 async def ready(request: Request) -> Response:
     """Within the store timeout; the reason never names the store's host, port or path (no auth here)."""
     state = request.app.state.refarch
@@ -39,6 +39,9 @@ async def ready(request: Request) -> Response:
     if model is None:
         status = "failed" if state.load_error else "loading"
         return JSONResponse({"status": status, "reason": state.load_error}, status_code=503)
+    waiting = state.access.not_ready() if state.access is not None else None
+    if waiting is not None:
+        return _unavailable(waiting)
     if state.breaker.is_open:
         return _unavailable("store failing; probing it in the background")
     try:
