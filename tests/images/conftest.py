@@ -7,9 +7,6 @@ the labels and preprocessing come from torchvision's weights metadata, the pictu
 from __future__ import annotations
 
 import io
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -94,45 +91,6 @@ def classifier(model_dir: Path):
     import mlflow
 
     return mlflow.pyfunc.load_model(str(model_dir)).unwrap_python_model()
-
-
-class LocalServer:
-    """uvicorn serving an app on a free loopback port in a thread; waits until /ready answers 200."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LocalServer:
-        import httpx
-
-        self.thread.start()
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/ready", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.__exit__()
-        raise AssertionError("the server was not ready within 120 s")
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-
-
-@pytest.fixture(scope="session")
-def local_server() -> type[LocalServer]:
-    return LocalServer
 
 
 @pytest.fixture()

@@ -22,10 +22,10 @@ def b64(data: bytes) -> str:
 
 
 @pytest.fixture(scope="module", params=[1, 8], ids=["unbatched", "batched"])
-def server(request, model_dir, local_server):
+def server(request, model_dir, server_thread):
     settings = ServeSettings(max_body_bytes=MAX_BODY, max_batch=request.param, max_wait_ms=50)
     app = create_app(str(model_dir), auth=False, settings=settings)
-    with local_server(app) as srv:
+    with server_thread(app) as srv:
         yield srv
 
 
@@ -100,9 +100,9 @@ def test_concurrent_requests_get_the_answers_of_unbatched_scoring(server, model_
     assert got == expected
 
 
-def test_batching_merges_concurrent_requests(model_dir, local_server):
+def test_batching_merges_concurrent_requests(model_dir, server_thread):
     app = create_app(str(model_dir), auth=False, settings=ServeSettings(max_batch=8, max_wait_ms=300))
-    with local_server(app) as srv, ThreadPoolExecutor(6) as pool:
+    with server_thread(app) as srv, ThreadPoolExecutor(6) as pool:
         body = {"inputs": [{"image": b64(jpeg(seed=20))}]}
         answers = list(pool.map(lambda _: post(srv, body), range(6)))
         stats = app.state.refarch.model.batcher.stats

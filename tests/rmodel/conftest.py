@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -25,12 +21,6 @@ def rscript(code: str, cwd: Path | None = None) -> str:
     done = subprocess.run(["Rscript", "-e", code], capture_output=True, text=True, cwd=cwd, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -123,40 +113,3 @@ def tiny_model(tiny_ranger, rmodel_settings, tracking) -> dict:
     version = mlflow.register_model(info.model_uri, "rmodel_tiny").version
     MlflowClient().set_registered_model_alias("rmodel_tiny", "champion", version)
     return {"uri": info.model_uri, "registered": "models:/rmodel_tiny@champion"}
-
-
-class ServerThread:
-    """uvicorn serving an app on a free loopback port, in a thread of the test process (waits for /ready)."""
-
-    def __init__(self, app) -> None:
-        import uvicorn
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None, access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> ServerThread:
-        import httpx
-
-        self.thread.start()
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/ready", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.__exit__()
-        raise AssertionError("the app was not ready within 120 s")
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-
-
-@pytest.fixture()
-def serve() -> Iterator[type[ServerThread]]:
-    yield ServerThread

@@ -13,10 +13,11 @@ import httpx
 import mlflow
 import pytest
 
+from refarch.runtime.blob import free_port
 from refarch.serving.app import create_app
 from refarch.serving.auth import ApiKeys
 
-from .conftest import KEY, ROW_COLUMNS, free_port
+from .conftest import KEY, ROW_COLUMNS
 
 
 def _rows(test, n):
@@ -27,10 +28,10 @@ def _predictor(app):
     return app.state.refarch.model.pyfunc.unwrap_python_model().predictor
 
 
-def test_predictions_and_field_errors_over_http(tiny_model, tiny_ranger, serve):
+def test_predictions_and_field_errors_over_http(tiny_model, tiny_ranger, server_thread):
     app = create_app(tiny_model["registered"], api_keys=ApiKeys([KEY]))
     test = tiny_ranger["test"]
-    with serve(app) as srv:
+    with server_thread(app) as srv:
         post = lambda body, **kw: httpx.post(srv.url + "/invocations", json=body, headers={"X-API-Key": KEY}, **kw)  # noqa: E731
         r = post({"inputs": _rows(test, 7)})
         assert r.status_code == 200, r.text
@@ -56,7 +57,7 @@ def test_predictions_and_field_errors_over_http(tiny_model, tiny_ranger, serve):
         assert schema["InvocationResponse"]["properties"]["predictions"]["items"] == {"type": "number"}
 
 
-def test_a_slow_r_call_blocks_no_health_check(picky_rds, embedded_picky, tracking, serve, tmp_path):
+def test_a_slow_r_call_blocks_no_health_check(picky_rds, embedded_picky, tracking, server_thread, tmp_path):
     """predict.picky sleeps 2 s for x = 99: meanwhile /health and /ready answer at once."""
     import pandas as pd
 
@@ -72,7 +73,7 @@ def test_a_slow_r_call_blocks_no_health_check(picky_rds, embedded_picky, trackin
         max_combined_rows=100,
         example=pd.DataFrame({"x": [1.0]}),
     )
-    with serve(create_app(str(path), api_keys=ApiKeys([KEY]))) as srv:
+    with server_thread(create_app(str(path), api_keys=ApiKeys([KEY]))) as srv:
         answer: dict = {}
 
         def slow() -> None:

@@ -12,13 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from refarch.runtime.blob import free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -81,64 +77,6 @@ def redis_client(redis_server: dict) -> Iterator:
     client.flushall()
     yield client
     client.close()
-
-
-class ServerThread:
-    """uvicorn serving an app on a free loopback port, in a thread of the test process.
-
-    uvicorn gets what `refarch serve` gives it (the limited protocol, keep-alive, ...) for the
-    app's own settings, except the logging config: the test process' logging stays as pytest set it.
-    `with ServerThread(app)` waits until /ready answers 200 (wait=False: until it answers at all).
-    """
-
-    def __init__(self, app, wait: bool = True) -> None:
-        import threading
-
-        import uvicorn
-
-        from refarch.serving.cli import uvicorn_options
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.wait = wait
-        options = {**uvicorn_options(app.state.refarch.settings, in_process=True), "log_config": None}
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, **options)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def wait_for(self, path: str, done, seconds: float = 30.0):
-        """Poll `path` until `done(response)`; the last response, or an error after `seconds`."""
-        import httpx
-
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                response = httpx.get(self.url + path, timeout=2)
-                if done(response):
-                    return response
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"{path} did not reach the expected state within {seconds:.0f} s")
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        try:
-            self.wait_for("/ready" if self.wait else "/health", lambda r: r.status_code == 200 or not self.wait)
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-
-
-@pytest.fixture(scope="session")
-def server_thread() -> type[ServerThread]:
-    """The ServerThread class (fixtures, not imports: `conftest` is not an importable module name)."""
-    return ServerThread
 
 
 @pytest.fixture(scope="session")

@@ -255,52 +255,22 @@ def log_image_classifier(
     labels: Sequence[str],
     preprocessing: Preprocessing,
     *,
-    depth: int,
-    top_k: int,
-    forward_batch: int,
-    provenance: dict[str, Any],
     name: str = "model",
+    **settings: Any,
 ) -> mlflow.models.model.ModelInfo:
     """Log the network as the pyfunc image model in the active run.
 
-    `provenance` (the weights' name and source) is kept in the model_config for whoever reads it later.
+    `settings`: depth, top_k, forward_batch and provenance (the weights' name and source, kept in the
+    model_config for whoever reads it later), as `_model_arguments` takes them.
     """
     with tempfile.TemporaryDirectory() as tmp:
-        arguments = _model_arguments(
-            net,
-            labels,
-            preprocessing,
-            Path(tmp),
-            depth=depth,
-            top_k=top_k,
-            forward_batch=forward_batch,
-            provenance=provenance,
-        )
-        return mlflow.pyfunc.log_model(name=name, **arguments)
+        return mlflow.pyfunc.log_model(name=name, **_model_arguments(net, labels, preprocessing, Path(tmp), **settings))
 
 
 def save_image_classifier(
-    net: torch.nn.Module,
-    labels: Sequence[str],
-    preprocessing: Preprocessing,
-    path: Path,
-    *,
-    depth: int,
-    top_k: int,
-    forward_batch: int,
-    provenance: dict[str, Any],
+    net: torch.nn.Module, labels: Sequence[str], preprocessing: Preprocessing, path: Path, **settings: Any
 ) -> Path:
     """Save the pyfunc model to a folder (no tracking server): for benchmarks and containers."""
     with tempfile.TemporaryDirectory() as tmp:
-        arguments = _model_arguments(
-            net,
-            labels,
-            preprocessing,
-            Path(tmp),
-            depth=depth,
-            top_k=top_k,
-            forward_batch=forward_batch,
-            provenance=provenance,
-        )
-        mlflow.pyfunc.save_model(str(path), **arguments)
+        mlflow.pyfunc.save_model(str(path), **_model_arguments(net, labels, preprocessing, Path(tmp), **settings))
     return path

@@ -49,18 +49,20 @@ INGEST = notebook(
     start_spark=False,
 )
 
+DAYS = Param(
+    "days",
+    type=int,
+    default=None,
+    min=1,
+    help="when given, the range is the `days` days before to_date (start_date is then ignored)",
+)
+
 FEATURES = notebook(
     "02_features",
     [
         Param("start_date", dt.date(2015, 1, 1), help="first day of feature rows"),
         Param("to_date", dt.date(2016, 1, 1), help="the day after the last day of feature rows"),
-        Param(
-            "days",
-            type=int,
-            default=None,
-            min=1,
-            help="when given, the range is the `days` days before to_date (start_date is then ignored)",
-        ),
+        DAYS,
         TableParam("features_table", "maintenance_features", help="where feature rows and labels go (replaced)"),
         TABLE_PREFIX,
     ],
@@ -80,13 +82,7 @@ SCORE = notebook(
     [
         Param("start_date", dt.date(2015, 12, 1), help="first day to score"),
         Param("to_date", dt.date(2016, 1, 1), help="the day after the last day to score"),
-        Param(
-            "days",
-            type=int,
-            default=None,
-            min=1,
-            help="when given, the range is the `days` days before to_date (start_date is then ignored)",
-        ),
+        DAYS,
         TableParam("features_table", "maintenance_scoring_features", help="feature rows to score, from 02_features"),
         TableParam("output_table", "maintenance_scores", help="scores by scoring_date; re-scored days are replaced"),
     ],
