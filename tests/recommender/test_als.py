@@ -172,6 +172,17 @@ def test_adaptive_search_samples_the_ranges_and_keeps_the_best_on_validation(gen
     assert result.best[1]["ndcg"] == max(m["ndcg"] for _, m in result.trials)
 
 
+def test_many_iterations_fit_once_checkpoints_cut_the_lineage(spark, generated, als_conf):
+    """40 iterations overflow the JVM stack without a checkpoint directory (Spark ignores checkpointInterval)."""
+    from refarch.recommender.als import fit_als, use_checkpoints
+
+    use_checkpoints(spark, als_conf.checkpoint_dir)
+    assert spark.sparkContext.getCheckpointDir()
+    train, _ = generated
+    model = fit_als(train, params(rank=2, max_iter=40, weighting="log"))
+    assert model.userFactors.count() == 200
+
+
 def test_implicit_als_beats_most_popular_on_generated_data(generated):
     from refarch.recommender.als import fit_als
     from refarch.recommender.baseline import recommend_popular

@@ -19,7 +19,7 @@ from refarch.recommender.weighting import Weighting, weigh
 
 if TYPE_CHECKING:
     from pyspark.ml.recommendation import ALSModel
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,16 @@ def prepare(train: DataFrame, params: AlsParams) -> DataFrame:
         bm25_k1=params.bm25_k1,
         bm25_b=params.bm25_b,
     )
+
+
+def use_checkpoints(spark: SparkSession, directory: str) -> None:
+    """Let ALS cut its lineage every 10 iterations (its checkpointInterval) under `directory`.
+
+    Without a checkpoint directory Spark ignores the interval, and 30 or more iterations end in a
+    StackOverflowError. ALS deletes each checkpoint once the next is written.
+    """
+    if not spark.sparkContext.getCheckpointDir():
+        spark.sparkContext.setCheckpointDir(directory)
 
 
 def fit_prepared(prepared: DataFrame, params: AlsParams) -> ALSModel:

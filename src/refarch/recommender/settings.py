@@ -137,6 +137,7 @@ class AlsSettings(Strict):
     k: int = Field(ge=1, le=1000)
     validation_ratio: float = Field(gt=0, lt=1)
     blocks: int | None = Field(ge=1)  # ALS user and item blocks; None: Spark's default
+    checkpoint_dir: str = Field(min_length=1)  # where ALS cuts its lineage every 10 iterations
     seed: int
 
     @property

@@ -99,10 +99,12 @@ def split(tables: Tables, settings: Settings, *, ratings_table: str, train_table
 
 def train(tables: Tables, settings: Settings, config: Config, *, train_table: str) -> TrainResult:
     """Search ALS as `settings.als` says (a grid, or adaptive), refit the best on all of `train_table`, register it."""
+    from refarch.recommender.als import use_checkpoints
     from refarch.recommender.search import effective_search
     from refarch.recommender.train import train_and_register
     from refarch.runtime.tracking import registered_model_name
 
+    use_checkpoints(tables.spark, settings.als.checkpoint_dir)
     search = effective_search(settings.als)
     name = registered_model_name(config, settings.model_name)
     return train_and_register(tables.read(train_table), search, name)
@@ -151,10 +153,11 @@ def evaluate(
     from pyspark import StorageLevel
 
     from refarch.recommender import evaluate as metrics
-    from refarch.recommender.als import AlsParams, fit_als, load_als, run_id_of
+    from refarch.recommender.als import AlsParams, fit_als, load_als, run_id_of, use_checkpoints
     from refarch.recommender.baseline import recommend_popular
     from refarch.recommender.topk import top_k_for_model
 
+    use_checkpoints(tables.spark, settings.als.checkpoint_dir)
     conf = settings.evaluate
     model_uri, model_version = _als_model_uri(config, settings, als_model_uri, train_task_model_uri)
     run_id = train_run_id or run_id_of(model_uri)
@@ -240,7 +243,7 @@ def _by_weighting(
             max_iter=int(row.max_iter),
             weighting=row.weighting,
         )
-        fitted = model if row.chosen else fit_als(train, params)
+        fitted = model if row.chosen and model.rank == params.rank else fit_als(train, params)
         ranked = top_k_for_model(fitted, k, seen=train, users=test)
         test_metrics = metrics.ranking_metrics(ranked, test, [k], users="test").loc[k]
         rows.append(
