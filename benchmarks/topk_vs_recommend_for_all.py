@@ -20,6 +20,8 @@ Memory, measured from outside the code under test (Linux /proc, nothing added to
 - Python workers: the peak resident set (VmHWM) of each Python worker process under the JVM
   (reset at the start, polled every 0.1 s, so workers that exit are counted too); the table
   shows the largest: the memory one task needs.
+CPU seconds (user + system, from psutil) of the JVM and the Python workers are printed beside the
+wall time: on a machine shared with other work, they compare the two methods more steadily.
 
     .venv/bin/python benchmarks/topk_vs_recommend_for_all.py [--users 50000 200000 1000000 --spark-up-to 200000]
 """
@@ -62,6 +64,8 @@ class Memory:
     jvm_heap_mb: float
     worker_mb: float
     workers: int
+    jvm_cpu_s: float  # CPU seconds of the JVM (driver and executor threads in local mode)
+    worker_cpu_s: float  # CPU seconds of the Python workers
 
 
 class MemoryWatch:
@@ -71,6 +75,8 @@ class MemoryWatch:
         self.jvm = spark._jvm
         self.jvm_pid = int(self.jvm.java.lang.ProcessHandle.current().pid())
         self.peaks: dict[int, int] = {}
+        self.cpu: dict[int, float] = {}  # Python worker pid -> CPU seconds at the last poll
+        self.cpu_start: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
 
@@ -91,11 +97,21 @@ class MemoryWatch:
         heap = self.jvm.java.lang.management.MemoryType.HEAP
         return [p for p in factory.getMemoryPoolMXBeans() if p.getType().equals(heap)]
 
+    @staticmethod
+    def _cpu(pid: int) -> float:
+        import psutil
+
+        times = psutil.Process(pid).cpu_times()
+        return times.user + times.system
+
     def _sample(self) -> None:
+        import psutil
+
         for pid in self._workers():
             try:
                 self.peaks[pid] = max(self.peaks.get(pid, 0), _status_kb(pid, "VmHWM"))
-            except (FileNotFoundError, ProcessLookupError):
+                self.cpu[pid] = self._cpu(pid)
+            except (FileNotFoundError, ProcessLookupError, psutil.NoSuchProcess):
                 continue
 
     def _poll(self) -> None:
@@ -109,9 +125,13 @@ class MemoryWatch:
         self.jvm.java.lang.System.gc()
         for pool in self._heap_pools():
             pool.resetPeakUsage()
+        import psutil
+
         for pid in self._workers():
-            with contextlib.suppress(OSError):  # a worker that just exited
+            with contextlib.suppress(OSError, psutil.NoSuchProcess):  # a worker that just exited
                 _reset_peak(pid)
+                self.cpu_start[pid] = self._cpu(pid)
+        self.jvm_cpu_start = self._cpu(self.jvm_pid)
         _reset_peak("self")
         self._thread.start()
         return self
@@ -122,7 +142,15 @@ class MemoryWatch:
         self._sample()
         heap = sum(p.getPeakUsage().getUsed() for p in self._heap_pools())
         worker = max(self.peaks.values(), default=0)
-        self.memory = Memory(_status_kb("self", "VmHWM") / 1024, heap / MB, worker / 1024, len(self.peaks))
+        worker_cpu = sum(cpu - self.cpu_start.get(pid, 0.0) for pid, cpu in self.cpu.items())
+        self.memory = Memory(
+            _status_kb("self", "VmHWM") / 1024,
+            heap / MB,
+            worker / 1024,
+            len(self.peaks),
+            self._cpu(self.jvm_pid) - self.jvm_cpu_start,
+            worker_cpu,
+        )
 
 
 def als_model(spark, user_factors, item_factors, rank: int):
@@ -183,9 +211,11 @@ def timed(label: str, spark, action) -> tuple[float, Memory]:
         seconds = time.perf_counter() - started
     m = watch.memory
     log.info(
-        "%s: %.1f s, driver Python %.0f MB, JVM heap %.0f MB, worker %.0f MB",
+        "%s: %.1f s (CPU: JVM %.0f s, Python workers %.0f s), driver Python %.0f MB, JVM heap %.0f MB, worker %.0f MB",
         label,
         seconds,
+        m.jvm_cpu_s,
+        m.worker_cpu_s,
         m.driver_python_mb,
         m.jvm_heap_mb,
         m.worker_mb,
@@ -262,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                 "seen pairs": n_seen,
                 "seconds": ours_s,
                 "s per 100k users": ours_s / n_users * 1e5,
+                "CPU s": ours_m.jvm_cpu_s + ours_m.worker_cpu_s,
                 "driver Python MB": ours_m.driver_python_mb,
                 "JVM heap MB": ours_m.jvm_heap_mb,
                 "worker peak MB": ours_m.worker_mb,
@@ -278,10 +309,13 @@ def main(argv: list[str] | None = None) -> int:
                         model.recommendForAllUsers(args.k).write.format("noop").mode("overwrite").save()
                     ),
                 )
+                spark_cpu = spark_m.jvm_cpu_s + spark_m.worker_cpu_s
                 row |= {
                     "Spark s": spark_s,
+                    "Spark CPU s": spark_cpu,
                     "Spark JVM heap MB": spark_m.jvm_heap_mb,
                     "speed-up": spark_s / ours_s,
+                    "CPU ratio": spark_cpu / row["CPU s"],
                 }
             rows.append(row)
     finally:

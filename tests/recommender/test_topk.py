@@ -44,7 +44,8 @@ def test_top_k_rows_on_wide_rows_matches_a_full_sort(k):
     assert idx[10, : min(k, 3)].tolist() == [5_000, 5_001, 5_002][: min(k, 3)]
 
 
-def test_partitions_are_sized_from_memory_not_from_users():
+def test_partitions_are_sized_from_memory_not_from_users(monkeypatch):
+    monkeypatch.setattr("refarch.recommender.topk.TASK_BYTES", 128 * 2**20)
     per_core = partitions_for(1_000, 20_000, 32, parallelism=8)
     assert per_core == 8  # small inputs: one partition per core
     # 1M users x rank 32 and 20M seen pairs: 456 MB + 480 MB in tasks of at most 128 MB
@@ -68,7 +69,7 @@ def test_top_k_from_factors_by_hand(spark):
 
 @pytest.mark.parametrize(
     ("shipped", "task_bytes"),
-    [(4_000_000, 128 * 2**20), (0, 128 * 2**20), (0, 2_000)],
+    [(1_000_000, 16 * 2**20), (0, 16 * 2**20), (0, 2_000)],
     ids=["seen-shipped", "seen-shuffled", "seen-shuffled-small-tasks"],
 )
 def test_top_k_matches_brute_force_on_random_factors(spark, monkeypatch, shipped, task_bytes):
