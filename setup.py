@@ -2,7 +2,7 @@
 
 The core requirements accept what Databricks Runtime 17.3 LTS ML ships (requirements/dbr-17.3-lts-ml.txt,
 checked by tests/test_runtime_fit.py), so installing the wheel on a job cluster upgrades or downgrades
-nothing: it adds only redis. Everything else is an extra:
+nothing: it adds only redis (and optuna where a runtime lacks it). Everything else is an extra:
 - `serving`: the scoring app (`refarch serve`), for the AKS image and local serving;
 - `rmodel`: rpy2, for serving models written in R (the R itself comes from Debian);
 - `images`: PyTorch and torchvision for the image classifier (what the ML runtime ships);
@@ -28,6 +28,7 @@ CORE = [
     "azure-storage-blob>=12.20",
     "azure-identity>=1.17",
     "matplotlib>=3.8",
+    "optuna>=3.6",  # the recommender's adaptive hyperparameter search
 ]
 
 SERVING = [
@@ -56,6 +57,7 @@ IMAGES = [
 LOCAL = [
     "pyspark==4.0.1",
     "mlflow==3.17.2",
+    "optuna==3.6.1",  # as Databricks Runtime 17.3 LTS ML ships it
     "ipykernel>=6.29",
 ]
 

@@ -24,7 +24,7 @@ from refarch.runtime.notebook import resolve_params
 REPO = Path(__file__).resolve().parents[2]
 SP = "6a1f0c1e-0000-4000-8000-00000000beef"
 USERS = {"dev": "jane.doe@contoso.com", "staging": SP, "prod": SP}
-LOCAL_ONLY = (".refarch", "sqlite:", "azurite", "127.0.0.1", "localhost", "file:", "{home}")
+LOCAL_ONLY = ("/.refarch", "sqlite:", "azurite", "127.0.0.1", "localhost", "file:", "{home}")
 
 
 def resolved(target: str, root: Path = REPO) -> Bundle:
@@ -97,7 +97,7 @@ def undeclared(bundle: Bundle, items: list[Touched]) -> list[str]:
         local = any(marker in lowered for marker in LOCAL_ONLY) or lowered.startswith(("/tmp", "/dbfs/tmp"))
         if local and "{{secrets/" not in item.value:
             problems.append(f"{item.where}: local-only {item.value!r}")
-        elif item.kind == "path" and item.value.startswith(("/Users/", "/Workspace/")):
+        elif item.kind == "path" and item.value.startswith(("/Users/", "/Workspace/", "/Shared/")):
             if not item.value.removeprefix("/Workspace").startswith(root + "/"):
                 problems.append(f"{item.where}: {item.value} is outside the bundle folder {root}")
         elif item.kind == "path" and item.value.startswith("/"):

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import pytest
 
+from refarch.jobs.check import JobParameterError
 from refarch.jobs.runner import run_job
 
-TASKS = ("ingest", "split", "train", "evaluate", "topk", "publish")
+TASKS = ("check_parameters", "ingest", "split", "train", "evaluate", "topk", "publish")
 
 
-def test_a_bad_parameter_fails_the_first_task_and_names_it():
-    result = run_job("recommender", params={"dataset": "movielens-5k"})
-    assert not result.ok
-    status = {t.task_key: t for t in result.tasks}
-    assert tuple(status) == TASKS
-    assert status["ingest"].status == "FAILED"
-    assert "parameter 'dataset': 'movielens-5k' is not one of generated" in status["ingest"].error
-    assert status["ingest"].attempts == 1  # bad input is not retried
-    assert [status[k].status for k in TASKS[1:]] == ["SKIPPED"] * (len(TASKS) - 1)
+def test_a_bad_parameter_stops_the_job_before_any_task_and_names_it():
+    """Every parameter of every notebook is checked first (refarch-check-parameters): nothing runs."""
+    with pytest.raises(JobParameterError) as caught:
+        run_job("recommender", params={"dataset": "movielens-5k"})
+    message = str(caught.value)
+    assert "job recommender: bad parameters, no task was run" in message
+    assert "parameter 'dataset': 'movielens-5k' is not one of generated" in message
+    assert "(task ingest: notebooks/recommender/01_ingest.ipynb)" in message
 
 
 @pytest.mark.slow

@@ -18,7 +18,11 @@ def _boot(notebook, given):
 
 def _job():
     job = load_bundle(target="local").job("recommender")
-    declared = [declaration_of((job.folder / t["notebook_task"]["notebook_path"]).resolve()) for t in job.spec["tasks"]]
+    declared = [
+        declaration_of((job.folder / t["notebook_task"]["notebook_path"]).resolve())
+        for t in job.spec["tasks"]
+        if "notebook_task" in t
+    ]
     return job.spec, declared
 
 

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from refarch.recommender.baseline import popular_items, recommend_popular
-from refarch.recommender.topk import recommendations_table, top_k_from_factors, top_k_rows, with_fallback
+from refarch.recommender.topk import (
+    partitions_for,
+    recommendations_table,
+    top_k_from_factors,
+    top_k_rows,
+    with_fallback,
+)
 
 FACTORS = "id int, features array<float>"
 
@@ -18,6 +24,33 @@ def test_top_k_rows_sorted_with_ties_to_lower_index():
     assert top.tolist() == [[3.0, 3.0], [5.0, 1.0], [2.0, 0.0]]
     idx, _ = top_k_rows(scores, 10)  # k above the number of items: all of them, in order
     assert idx[1].tolist() == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("k", [1, 10, 40, 100])
+def test_top_k_rows_on_wide_rows_matches_a_full_sort(k):
+    """Wide rows take the group-maxima bound; seen (-inf) entries, ties and the tail columns stay exact."""
+    rng = np.random.default_rng(k)
+    scores = rng.normal(size=(60, 5_003)).astype(np.float32)  # 5003 = 256 groups x 19 + a tail of 139
+    scores[:, rng.integers(0, 5_003, 400)] = -np.inf
+    scores[7] = -np.inf  # a user who has seen everything
+    scores[8, 50:] = -np.inf  # fewer unseen items than k for k > 50
+    scores[9, :300] = 2.5  # many ties
+    scores[10, -3:] = 9.0  # the best items in the tail
+    idx, top = top_k_rows(scores, k)
+    expected = np.lexsort((np.broadcast_to(np.arange(scores.shape[1]), scores.shape), -scores), axis=1)[:, :k]
+    assert np.array_equal(top, np.take_along_axis(scores, expected, axis=1))
+    finite = np.isfinite(top)
+    assert np.array_equal(idx[finite], expected[finite])
+    assert idx[10, : min(k, 3)].tolist() == [5_000, 5_001, 5_002][: min(k, 3)]
+
+
+def test_partitions_are_sized_from_memory_not_from_users(monkeypatch):
+    monkeypatch.setattr("refarch.recommender.topk.TASK_BYTES", 128 * 2**20)
+    per_core = partitions_for(1_000, 20_000, 32, parallelism=8)
+    assert per_core == 8  # small inputs: one partition per core
+    # 1M users x rank 32 and 20M seen pairs: 456 MB + 480 MB in tasks of at most 128 MB
+    assert partitions_for(1_000_000, 20_000_000, 32, parallelism=2) == 7
+    assert partitions_for(10_000_000, 200_000_000, 32, parallelism=2) == 70  # 10x the input, 10x the tasks
 
 
 def test_top_k_from_factors_by_hand(spark):
@@ -34,10 +67,16 @@ def test_top_k_from_factors_by_hand(spark):
     ]
 
 
-@pytest.mark.parametrize("seen_on_driver", [True, False], ids=["seen-on-driver", "seen-joined"])
-def test_top_k_matches_brute_force_on_random_factors(spark, monkeypatch, seen_on_driver):
-    if not seen_on_driver:
-        monkeypatch.setattr("refarch.recommender.topk.SEEN_ON_DRIVER", 0)
+@pytest.mark.parametrize(
+    ("shipped", "task_bytes"),
+    [(1_000_000, 16 * 2**20), (0, 16 * 2**20), (0, 2_000)],
+    ids=["seen-shipped", "seen-shuffled", "seen-shuffled-small-tasks"],
+)
+def test_top_k_matches_brute_force_on_random_factors(spark, monkeypatch, shipped, task_bytes):
+    """Same lists on either path and whatever the partitioning; blocks of 3 users, tasks of 2 kB."""
+    monkeypatch.setattr("refarch.recommender.topk.SEEN_SHIPPED_PAIRS", shipped)
+    monkeypatch.setattr("refarch.recommender.topk.TASK_BYTES", task_bytes)
+    monkeypatch.setattr("refarch.recommender.topk.SCORES_PER_BLOCK", 75)
     rng = np.random.default_rng(0)
     n_users, n_items, rank, k = 30, 25, 4, 5
     u, v = rng.normal(size=(n_users, rank)), rng.normal(size=(n_items, rank))
@@ -46,7 +85,8 @@ def test_top_k_matches_brute_force_on_random_factors(spark, monkeypatch, seen_on
     ]
     users = spark.createDataFrame([(i, u[i].tolist()) for i in range(n_users)], FACTORS)
     items = spark.createDataFrame([(j, v[j].tolist()) for j in range(n_items)], FACTORS)
-    seen = spark.createDataFrame(seen_pairs, "user_id int, item_id int")
+    strays = [(999, 3), (2, 999), (None, 4)]  # an unknown user, an unknown item, a null: ignored
+    seen = spark.createDataFrame(seen_pairs + strays, "user_id int, item_id int")
     got = {}
     for r in top_k_from_factors(users, items, k, seen=seen).collect():
         got.setdefault(r.user_id, []).append((r.rank, r.item_id))
@@ -57,6 +97,7 @@ def test_top_k_matches_brute_force_on_random_factors(spark, monkeypatch, seen_on
         expected = [int(j) for j in np.argsort(-scores[user], kind="stable")[:k]]
         assert [item for _, item in sorted(got[user])] == expected
         assert not set(expected) & {b for a, b in seen_pairs if a == user}
+    assert set(got) == set(range(n_users))
 
 
 def test_users_filter_and_k_check(spark):

@@ -102,7 +102,7 @@ def test_register_champion_from_a_real_als(frames, config, tracking_uri, tmp_pat
     factors = factors_from_als(als, train)
     assert factors.user_ids.tolist() == [1, 2, 3, 4]
     published = register_model(
-        conf, factors, version, name="recommender_test", als_model_uri="models:/x/1", example_user=1
+        conf, factors, version, name="recommender_test", alias="champion", als_model_uri="models:/x/1", example_user=1
     )
 
     mv = MlflowClient().get_model_version_by_alias("recommender_test", "champion")

@@ -265,3 +265,17 @@ def log_to_mlflow(run_id: str | None, table: pd.DataFrame, figure: Figure | None
         mlflow.log_metrics(values)
         if figure is not None:
             mlflow.log_figure(figure, "metrics_by_k.png")
+
+
+def log_by_weighting(run_id: str | None, by_weighting: pd.DataFrame, k: int) -> None:
+    """`test_als_<weighting>_<metric>_at_<k>` for each weighting compared (see steps.evaluate)."""
+    import mlflow
+
+    values = {
+        mlflow_key(f"als {weighting}", column.split("@")[0], k): float(value)
+        for weighting, row in by_weighting.iterrows()
+        for column, value in row.items()
+        if column.endswith(f"@{k}") and not column.startswith("validation") and pd.notna(value)
+    }
+    with mlflow.start_run(run_id=run_id) if run_id else mlflow.start_run(run_name="als-evaluate"):
+        mlflow.log_metrics(values)

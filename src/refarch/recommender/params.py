@@ -78,7 +78,12 @@ TRAIN = notebook(
     "03_train",
     [
         Param("als_mode", setting="als.mode", choices=ALS_MODES, help="implicit (confidence) or explicit ALS"),
-        Param("search", setting="als.search", choices=SEARCH_SIZES, help="the ALS grid: quick or full"),
+        Param(
+            "search",
+            setting="als.search",
+            choices=SEARCH_SIZES,
+            help="the ALS search: quick or full (the grids of conf als), or adaptive (Optuna over als.adaptive)",
+        ),
         TableParam("train_table", TRAIN_TABLE, help="the interactions to train on"),
         _als_model_name(),
     ],

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECOMMENDATION_COLUMNS = ("user_id", "rank", "item_id", "score")
+# what the pyfunc imports at load and predict time (refarch.recommender.model and .store), beside MLflow
+MODEL_REQUIREMENTS = ("numpy", "pydantic", "redis")
 POPULAR_COLUMNS = ("rank", "item_id", "score")
 
 
@@ -131,15 +133,19 @@ def register_model(
     store_version: str,
     *,
     name: str,
-    alias: str = "champion",
+    alias: str,
     als_model_uri: str | None = None,
     example_user: int | None = None,
 ) -> Published:
-    """Log the pyfunc with its factors, register it as `name`, tag the store version and move `alias` to it."""
+    """Log the pyfunc with its factors, register it as `name`, tag the store version and move `alias` to it.
+
+    The model carries refarch's code and requirements pinned to this environment, so it loads
+    where refarch is not installed (Model Serving, `mlflow models serve`).
+    """
     import mlflow
     from mlflow import MlflowClient
 
-    from refarch.runtime.tracking import registered_model_name
+    from refarch.runtime.tracking import model_code_paths, pinned_requirements, registered_model_name
 
     registered = registered_model_name(config, name)
     settings = store_settings_to_record(config)
@@ -164,7 +170,8 @@ def register_model(
                 registered_model_name=registered,
                 input_example=example,
                 metadata={"store_version": store_version, "als_model_uri": als_model_uri or ""},
-                pip_requirements=[f"mlflow=={mlflow.__version__}", "numpy", "pydantic>=2,<3", "redis>=5"],
+                code_paths=model_code_paths(),
+                pip_requirements=pinned_requirements(*MODEL_REQUIREMENTS),
             )
     version = str(info.registered_model_version)
     client = MlflowClient()

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from refarch.recommender.weighting import Weighting
 from refarch.runtime import Strict
 
 Dataset = Literal["generated", "movielens-100k", "movielens-1m", "movielens-10m", "movielens-20m", "csv", "table"]
@@ -19,7 +20,7 @@ SplitMethod = Literal["random", "chronological", "stratified"]
 SPLIT_METHODS: tuple[str, ...] = get_args(SplitMethod)
 AlsMode = Literal["implicit", "explicit"]
 ALS_MODES: tuple[str, ...] = get_args(AlsMode)
-SearchSize = Literal["quick", "full"]
+SearchSize = Literal["quick", "full", "adaptive"]
 SEARCH_SIZES: tuple[str, ...] = get_args(SearchSize)
 Confidence = Literal["rating", "binary"]
 RankingMetric = Literal["ndcg", "precision", "recall", "map", "hit_rate"]
@@ -76,23 +77,67 @@ class QuickGrid(Strict):
     ranks: list[int] | None = Field(min_length=1)
     reg_params: list[float] | None = Field(min_length=1)
     alphas: list[float] | None = Field(min_length=1)
+    weightings: list[Weighting] | None = Field(min_length=1)
+
+
+class Range(Strict):
+    """A closed interval [low, high] of a searched parameter."""
+
+    low: float = Field(ge=0)
+    high: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) is above high ({self.high})")
+        return self
+
+
+class AdaptiveSearch(Strict):
+    """`als.adaptive`: the space Optuna's TPE sampler searches when `search` is adaptive."""
+
+    trials: int = Field(ge=1, le=10_000)
+    ranks: list[int] = Field(min_length=1)
+    reg_param: Range  # sampled log-uniformly
+    alpha: Range  # sampled log-uniformly
+    max_iter: Range  # an integer, uniformly
+    weightings: list[Weighting] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _positive(self) -> AdaptiveSearch:
+        for name in ("reg_param", "alpha", "max_iter"):
+            if getattr(self, name).low <= 0:
+                raise ValueError(f"{name}.low must be above 0 (sampled on a log scale or as iterations)")
+        return self
+
+
+class Bm25Settings(Strict):
+    """`als.bm25`: the constants of the bm25 weighting (see refarch.recommender.weighting)."""
+
+    k1: float = Field(gt=0)
+    b: float = Field(ge=0, le=1)
 
 
 class AlsSettings(Strict):
-    """`als`: the ALS grid, searched on a validation split of the training data, and how to choose."""
+    """`als`: the ALS search, run on a validation split of the training data, and how to choose."""
 
     search: SearchSize
+    parallel_trials: int = Field(ge=1, le=64)
     quick: QuickGrid
+    adaptive: AdaptiveSearch
     mode: AlsMode
     confidence: Confidence
+    bm25: Bm25Settings
     max_iter: int = Field(ge=1, le=100)
     ranks: list[int] = Field(min_length=1)
     reg_params: list[float] = Field(min_length=1)
     alphas: list[float] = Field(min_length=1)
+    weightings: list[Weighting] = Field(min_length=1)
     metric: RankingMetric
     k: int = Field(ge=1, le=1000)
     validation_ratio: float = Field(gt=0, lt=1)
     blocks: int | None = Field(ge=1)  # ALS user and item blocks; None: Spark's default
+    checkpoint_dir: str = Field(min_length=1)  # where ALS cuts its lineage every 10 iterations
     seed: int
 
     @property
@@ -109,10 +154,11 @@ class RatingModelSettings(Strict):
 
 
 class EvaluateSettings(Strict):
-    """`evaluate`: the k values of the test metrics and the rating model."""
+    """`evaluate`: the k values of the test metrics, the rating model, and the weighting comparison."""
 
     ks: list[int] = Field(min_length=1)
     rating_model: RatingModelSettings
+    by_weighting: bool  # refit the best validation trial of each weighting searched, and score it on test
 
 
 class TopKSettings(Strict):

@@ -15,12 +15,14 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+    from pyspark.ml.recommendation import ALSModel
+    from pyspark.sql import DataFrame
 
-    from refarch.recommender.als import TrainResult
     from refarch.recommender.model import Factors
     from refarch.recommender.publish import Published
     from refarch.recommender.settings import Settings
     from refarch.recommender.store import RecommendationStore
+    from refarch.recommender.train import TrainResult
     from refarch.runtime.config import Config
     from refarch.runtime.quality import QualityReport
     from refarch.runtime.tables import Tables
@@ -96,10 +98,13 @@ def split(tables: Tables, settings: Settings, *, ratings_table: str, train_table
 
 
 def train(tables: Tables, settings: Settings, config: Config, *, train_table: str) -> TrainResult:
-    """Search the ALS grid of `settings.als`, refit the best on all of `train_table`, log and register it."""
-    from refarch.recommender.als import effective_search, train_and_register
+    """Search ALS as `settings.als` says (a grid, or adaptive), refit the best on all of `train_table`, register it."""
+    from refarch.recommender.als import use_checkpoints
+    from refarch.recommender.search import effective_search
+    from refarch.recommender.train import train_and_register
     from refarch.runtime.tracking import registered_model_name
 
+    use_checkpoints(tables.spark, settings.als.checkpoint_dir)
     search = effective_search(settings.als)
     name = registered_model_name(config, settings.model_name)
     return train_and_register(tables.read(train_table), search, name)
@@ -120,6 +125,7 @@ class Evaluation:
     lift: pd.DataFrame  # ALS over the baseline at k, per users convention
     rating: dict[str, float] | None
     rating_label: str
+    by_weighting: pd.DataFrame | None  # the best validation trial of each weighting, scored on test at k
     table: pd.DataFrame  # what `metrics_table` holds
     figure: Figure
 
@@ -140,17 +146,22 @@ def evaluate(
 
     Ranking metrics are averaged over the test users and over the users common to test and
     recommendations (see `refarch.recommender.evaluate`); both go to `metrics_table` and MLflow.
+    With `evaluate.by_weighting`, the best validation trial of each weighting the search tried
+    is refitted on `train_table` and scored on test too (the registered model stands for its own).
     """
     import matplotlib.pyplot as plt
     from pyspark import StorageLevel
 
     from refarch.recommender import evaluate as metrics
-    from refarch.recommender.als import AlsParams, fit_als, load_als, run_id_of
+    from refarch.recommender.als import AlsParams, fit_als, load_als, run_id_of, use_checkpoints
     from refarch.recommender.baseline import recommend_popular
     from refarch.recommender.topk import top_k_for_model
 
+    use_checkpoints(tables.spark, settings.als.checkpoint_dir)
     conf = settings.evaluate
     model_uri, model_version = _als_model_uri(config, settings, als_model_uri, train_task_model_uri)
+    run_id = train_run_id or run_id_of(model_uri)
+    k_show = min(conf.ks, key=lambda k: (abs(k - settings.topk.k), k))
     model = load_als(model_uri)
     train = tables.read(train_table).persist(StorageLevel.MEMORY_AND_DISK)
     test = tables.read(test_table).persist(StorageLevel.MEMORY_AND_DISK)
@@ -164,21 +175,21 @@ def evaluate(
         rating, rating_label = None, f"explicit ALS rank {model.rank}"
         if conf.rating_model.enabled:
             als = settings.als
-            params = AlsParams(
+            params = AlsParams.from_settings(
+                als.model_copy(update={"mode": "explicit"}),
                 rank=model.rank,
                 reg_param=conf.rating_model.reg_param,
                 alpha=0.0,
-                implicit=False,
                 max_iter=conf.rating_model.max_iter,
-                confidence=als.confidence,
-                blocks=als.blocks,
-                seed=als.seed,
+                weighting=als.weightings[0],  # unused in explicit mode
             )
             rating = metrics.rating_metrics(fit_als(train, params).transform(test))
+        by_weighting = None
+        if conf.by_weighting and settings.als.implicit and run_id:
+            by_weighting = _by_weighting(settings, run_id, model, train, test, k_show)
     finally:
         train.unpersist()
         test.unpersist()
-    k_show = min(conf.ks, key=lambda k: (abs(k - settings.topk.k), k))
     table = metrics.metrics_table(by_k, rating, rating_label)
     figure = metrics.plot_metrics_by_k(by_k)
     plt.close(figure)  # not drawn where it is made: the notebook shows `result.figure`
@@ -189,7 +200,9 @@ def evaluate(
         for r in rows.itertuples(index=False)
     ]
     tables.write(tables.spark.createDataFrame(records, METRICS_SCHEMA), metrics_table)
-    metrics.log_to_mlflow(train_run_id or run_id_of(model_uri), table, figure)
+    metrics.log_to_mlflow(run_id, table, figure)
+    if by_weighting is not None:
+        metrics.log_by_weighting(run_id, by_weighting, k_show)
     return Evaluation(
         model_uri=model_uri,
         model_version=model_version,
@@ -199,9 +212,53 @@ def evaluate(
         lift=metrics.lift(by_k, "ALS", "most popular", k_show),
         rating=rating,
         rating_label=rating_label,
+        by_weighting=by_weighting,
         table=table,
         figure=figure,
     )
+
+
+def _by_weighting(
+    settings: Settings, run_id: str, model: ALSModel, train: DataFrame, test: DataFrame, k: int
+) -> pd.DataFrame | None:
+    """Test metrics at k of the best validation trial of each weighting in the train run's search table."""
+    from refarch.recommender import evaluate as metrics
+    from refarch.recommender.als import AlsParams, fit_als
+    from refarch.recommender.topk import top_k_for_model
+    from refarch.recommender.train import best_per_weighting, search_table
+
+    trials = search_table(run_id)
+    if trials is None:
+        log.info("run %s logged no search table: no comparison of weightings", run_id)
+        return None
+    als = settings.als
+    best = best_per_weighting(trials, als.metric)
+    rows = []
+    for row in best.itertuples(index=False):
+        params = AlsParams.from_settings(
+            als,
+            rank=int(row.rank),
+            reg_param=float(row.reg_param),
+            alpha=float(row.alpha),
+            max_iter=int(row.max_iter),
+            weighting=row.weighting,
+        )
+        fitted = model if row.chosen and model.rank == params.rank else fit_als(train, params)
+        ranked = top_k_for_model(fitted, k, seen=train, users=test)
+        test_metrics = metrics.ranking_metrics(ranked, test, [k], users="test").loc[k]
+        rows.append(
+            {
+                "weighting": row.weighting,
+                "chosen": bool(row.chosen),
+                "rank": params.rank,
+                "reg_param": params.reg_param,
+                "alpha": params.alpha,
+                "max_iter": params.max_iter,
+                f"validation {als.metric}@{als.k}": float(getattr(row, als.metric)),
+                **{f"{m}@{k}": float(test_metrics[m]) for m in ("ndcg", "precision", "map", "recall")},
+            }
+        )
+    return pd.DataFrame(rows).set_index("weighting")
 
 
 # ---- 05_topk ------------------------------------------------------------------------------
