@@ -48,6 +48,11 @@ class Bundle:
     jobs: dict[str, JobDef] = field(default_factory=dict)
     resources: dict[str, Any] = field(default_factory=dict)
     workspace: dict[str, Any] = field(default_factory=dict)
+    given: dict[str, Any] = field(default_factory=dict)  # the variables passed to load_bundle (--var)
+
+    def as_user(self, user_name: str) -> Bundle:
+        """The same bundle resolved as `user_name`: `${workspace.current_user.*}` is who runs the CLI."""
+        return load_bundle(root=self.root, target=self.target, variables=self.given, user=user_name)
 
     def job(self, name: str) -> JobDef:
         if name in self.jobs:
@@ -183,7 +188,7 @@ def load_bundle(
     development = tconf.get("mode") == "development"
     resources = _resolve_resources(raw, context, development, who)
     context["resources"] = resources
-    bundle = Bundle(root=root, target=target, config=config, variables=values)
+    bundle = Bundle(root=root, target=target, config=config, variables=values, given=dict(variables or {}))
     bundle.resources = resources
     for key, spec in (raw.get("jobs") or {}).items():
         path = sources["jobs", key]

@@ -565,6 +565,13 @@ class RedisStore(RecommendationStore):
             raise StoreError(f"serving store (redis): no answer within {timeout * 1000:.0f} ms", "timed out") from None
         except (redis.RedisError, OSError) as err:
             raise _redis_error(err) from None
+        except (RuntimeError, TypeError, AttributeError) as err:
+            # A write on a connection the server has just closed (a primary killed mid-read) escapes
+            # redis.asyncio as a raw transport error, not a ConnectionError (redis/redis-py#4287,
+            # #3546). Only the call to Redis is inside this block, so it is the connection's.
+            raise StoreError(
+                f"serving store (redis): connection lost: {type(err).__name__}: {err}", reason="unreachable"
+            ) from None
 
     def current_version(self) -> str | None:
         value = self.client.get(self._pointer)

@@ -68,6 +68,7 @@ def load_target(target: str, variables: dict[str, str]) -> Bundle:
 def plan_for(bundle: Bundle, user_name: str) -> Plan:
     """Resolve the variables the checks need, with `${workspace.current_user.*}` the authenticated user."""
     user = CurrentUser.of(user_name)
+    bundle = bundle.as_user(user_name)  # variables such as deployer_sp may name the current user
     context: dict[str, Any] = {
         "bundle": {"name": (bundle.config.get("bundle") or {}).get("name", "bundle"), "target": bundle.target},
         "workspace": {
