@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
 import httpx
 import mlflow
 import pytest
-import uvicorn
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -83,41 +78,13 @@ def test_bad_questions_are_rejected_before_the_model_runs(model, bad):
         model.predict([bad])
 
 
-class _Server:
-    """The scoring app behind a real uvicorn on a free loopback port, stopped at exit."""
-
-    def __init__(self, app) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> _Server:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/ready", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("the scoring app did not become ready within 60 s")
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
-
-
 @pytest.fixture(scope="module")
-def server(trained, config):
+def server(trained, config, server_thread):
     from refarch.serving.app import create_app
     from refarch.serving.auth import ApiKeys
 
     app = create_app(model_uri(config), api_keys=ApiKeys([KEY]))
-    with _Server(app) as srv:
+    with server_thread(app) as srv:
         yield srv
 
 
@@ -150,3 +117,34 @@ def test_http_empty_or_over_long_question_is_a_400(server, question, field):
 
 def test_http_needs_the_key(server):
     assert _ask(server, {"inputs": [{"question": "sort an array"}]}, key=None).status_code == 401
+
+
+@pytest.mark.slow
+def test_the_registered_model_answers_without_refarch(model, config, tmp_path, python_without_refarch, small_faq):
+    """Loaded from the registry by a Python that cannot import refarch (the model's own copy of the
+    code), it answers what it answers here."""
+    import json
+    import os
+    import subprocess
+    import textwrap
+
+    question = str(small_faq.duplicates["text"].iloc[0])
+    (expected,) = model.predict([{"question": question, "top_n": 2}])
+    script = textwrap.dedent(
+        f"""
+        import json, mlflow
+        model = mlflow.pyfunc.load_model({model_uri(config)!r})
+        [answer] = model.predict([{{"question": {question!r}, "top_n": 2}}])
+        import refarch
+        print(json.dumps({{"refarch": refarch.__file__, "ids": [m.id for m in answer.matches]}}))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REFARCH_", "PYTHONPATH"))}
+    env |= {"MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(), "MLFLOW_REGISTRY_URI": mlflow.get_registry_uri()}
+    done = subprocess.run(
+        [str(python_without_refarch), "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "/code/refarch/" in out["refarch"]  # the model's copy, not this checkout
+    assert out["ids"] == [m.id for m in expected.matches] and len(out["ids"]) == 2

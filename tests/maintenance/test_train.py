@@ -84,3 +84,39 @@ def test_fit_learns_an_obvious_signal(spark, algorithm):
     signal = {"volt_mean_3h", "volt_mean_24h", "rotate_mean_3h", "pressure_mean_3h", "vibration_mean_3h"}
     assert top.index[0] in signal
     assert top.sum() == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_the_logged_model_predicts_without_refarch(spark, tmp_path, python_without_refarch):
+    """A Spark ML pipeline of Spark's own stages: a Python (and its own Spark) without refarch loads it
+    from the logged folder and predicts what it predicts here."""
+    import subprocess
+    import textwrap
+
+    import mlflow
+
+    features = spark.createDataFrame(tiny_features(days=8))
+    settings = train_settings(algorithm="random_forest", num_trees=10, max_depth=4, negative_fraction=1.0)
+    train, test = temporal_split(features, dt.date(2015, 1, 6))
+    model = fit(train, settings, SPEC)
+    path = tmp_path / "model"
+    mlflow.spark.save_model(model, str(path))
+    rows = test.limit(12).toPandas()
+    expected = [float(p) for p in model.transform(test.limit(12)).select("prediction").toPandas()["prediction"]]
+    rows.to_pickle(tmp_path / "rows.pkl")
+    script = textwrap.dedent(
+        f"""
+        import json, mlflow, pandas as pd
+        model = mlflow.pyfunc.load_model({str(path)!r})
+        rows = pd.read_pickle({str(tmp_path / "rows.pkl")!r})
+        import importlib.util
+        print(json.dumps({{"refarch": importlib.util.find_spec("refarch") is not None,
+                           "predictions": [float(p) for p in model.predict(rows)]}}))
+        """
+    )
+    done = subprocess.run([str(python_without_refarch), "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    import json
+
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out == {"refarch": False, "predictions": expected}

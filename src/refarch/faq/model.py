@@ -74,12 +74,14 @@ class FaqModel(mlflow.pyfunc.PythonModel):
 
 def pip_requirements() -> list[str]:
     """Pinned to the training environment: the pickled pipeline needs the same scikit-learn."""
-    from importlib.metadata import version
+    from refarch.runtime.tracking import pinned_requirements
 
-    return [f"{name}=={version(name)}" for name in ("mlflow", "scikit-learn", "pandas", "numpy", "pydantic", "joblib")]
+    return pinned_requirements("scikit-learn", "pandas", "numpy", "pydantic", "joblib")
 
 
 def _model_arguments(ranker: FaqRanker, folder: Path, top_n: int) -> dict[str, Any]:
+    from refarch.runtime.tracking import model_code_paths
+
     if ranker.originals is None:
         raise RuntimeError("fit the ranker before saving it")
     path = folder / "ranker.joblib"
@@ -91,6 +93,9 @@ def _model_arguments(ranker: FaqRanker, folder: Path, top_n: int) -> dict[str, A
         "input_example": [{"question": example_question, "top_n": 3}],
         "model_config": {"top_n": top_n},
         "pip_requirements": pip_requirements(),
+        # the ranker and the model class are pickled from refarch: the model carries that code, so
+        # Model Serving and `mlflow models serve` load it where refarch is not installed
+        "code_paths": model_code_paths(),
     }
 
 
