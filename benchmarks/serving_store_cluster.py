@@ -25,8 +25,6 @@ import logging
 import os
 import random
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,98 +33,10 @@ from typing import Any
 
 import numpy as np
 
+from refarch.runtime.local_redis import LocalRedis
+
 log = logging.getLogger("serving_store_cluster")
 PASSWORD = "cluster-benchmark-secret"
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port(bus: bool = False) -> int:
-    """A free loopback port (and, with `bus`, its cluster bus port + 10000 free too)."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if not bus:
-            return port
-        if port + 10000 <= 65535:
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port + 10000))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free loopback port")
-
-
-class Servers:
-    """redis-server processes of one setup: standalone (1 node) or a cluster of `nodes` primaries."""
-
-    def __init__(self, folder: Path, nodes: int, cluster: bool) -> None:
-        self.folder, self.nodes, self.cluster = folder, nodes, cluster
-        self.ports = [free_port(bus=cluster) for _ in range(nodes)]
-        self.procs: list[subprocess.Popen] = []
-
-    @property
-    def settings(self) -> dict[str, Any]:
-        return {
-            "kind": "redis",
-            "cluster": self.cluster,
-            "host": "127.0.0.1",
-            "port": self.ports[0],
-            "password_env": "BENCH_REDIS_PASSWORD",
-            "prefix": "bench:",
-        }
-
-    def start(self) -> None:
-        import redis
-
-        for port in self.ports:
-            where = self.folder / str(port)
-            where.mkdir(parents=True)
-            cmd = [shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind", "127.0.0.1"]
-            cmd += ["--save", "", "--appendonly", "no", "--requirepass", PASSWORD, "--dir", str(where)]
-            if self.cluster:
-                cmd += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
-            self.procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        clients = [redis.Redis(host="127.0.0.1", port=p, password=PASSWORD) for p in self.ports]
-        self._wait(lambda: all(c.ping() for c in clients))
-        if self.cluster and self.nodes == 1:  # redis-cli --cluster create wants 3 primaries at least
-            clients[0].execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
-        elif self.cluster:
-            create = [shutil.which("redis-cli") or "redis-cli", "-a", PASSWORD, "--no-auth-warning", "--cluster"]
-            create += ["create", *(f"127.0.0.1:{p}" for p in self.ports), "--cluster-replicas", "0", "--cluster-yes"]
-            subprocess.run(create, check=True, capture_output=True, timeout=60)
-        if self.cluster:
-            self._wait(lambda: all(b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO") for c in clients))
-        for c in clients:
-            c.close()
-
-    @staticmethod
-    def _wait(done: Any, seconds: float = 30.0) -> None:
-        import redis
-
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                if done():
-                    return
-            except redis.RedisError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("redis did not come up")
-
-    def cpu_seconds(self) -> list[float]:
-        out = []
-        for proc in self.procs:
-            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            out.append((int(fields[11]) + int(fields[12])) / _TICK)
-        return out
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
 
 
 def publish(settings: dict[str, Any], users: int) -> str:
@@ -177,7 +87,9 @@ def _reader_process(out: Any, *args: Any) -> None:
     out.close()
 
 
-def measure(servers: Servers, users: int, batch: int, args: argparse.Namespace) -> dict[str, Any]:
+def measure(
+    servers: LocalRedis, settings: dict[str, Any], users: int, batch: int, args: argparse.Namespace
+) -> dict[str, Any]:
     import multiprocessing
 
     context = multiprocessing.get_context("fork")
@@ -187,7 +99,7 @@ def measure(servers: Servers, users: int, batch: int, args: argparse.Namespace) 
         receive, send = context.Pipe(duplex=False)
         proc = context.Process(
             target=_reader_process,
-            args=(send, servers.settings, users, batch, args.concurrency, start_wall, args.seconds),
+            args=(send, settings, users, batch, args.concurrency, start_wall, args.seconds),
         )
         proc.start()
         pipes.append(receive)
@@ -230,19 +142,23 @@ def main() -> int:
     os.environ["BENCH_REDIS_PASSWORD"] = PASSWORD
     folder = Path(tempfile.mkdtemp(prefix="refarch-cluster-bench-"))
     setups = {
-        "standalone, 1 node": Servers(folder / "standalone", 1, cluster=False),
-        "cluster, 1 node": Servers(folder / "cluster1", 1, cluster=True),
-        "cluster, 3 nodes": Servers(folder / "cluster3", 3, cluster=True),
+        name: LocalRedis(folder / where, PASSWORD, password_env="BENCH_REDIS_PASSWORD", nodes=nodes, cluster=cluster)
+        for name, where, nodes, cluster in (
+            ("standalone, 1 node", "standalone", 1, False),
+            ("cluster, 1 node", "cluster1", 1, True),
+            ("cluster, 3 nodes", "cluster3", 3, True),
+        )
     }
     rows = []
     try:
         for name, servers in setups.items():
-            servers.start()
+            servers.start(timeout=30)
+            settings = {**servers.settings, "prefix": "bench:"}
             started = time.perf_counter()
-            publish(servers.settings, args.users)
+            publish(settings, args.users)
             log.info("%s: published %d lists in %.1f s", name, args.users, time.perf_counter() - started)
             for batch in (1, args.batch):
-                r = measure(servers, args.users, batch, args)
+                r = measure(servers, settings, args.users, batch, args)
                 log.info("%s, %d per read: %s", name, batch, r)
                 rows.append((name, batch, r))
             servers.stop()
