@@ -27,7 +27,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,13 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
+from refarch.runtime.blob import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def save_model(depth: int, folder: Path) -> Path:

@@ -25,8 +25,6 @@ import json
 import logging
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,17 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from _servers import session_cpu_seconds, stop, wait_ready
+
+from refarch.runtime.blob import free_port
 
 log = logging.getLogger("rmodel_serving")
 API_KEY = "benchmark-key-0123456789abcdef"
 VENV_BIN = Path(sys.executable).parent
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def r_literal(value: Any) -> str:
@@ -190,47 +184,6 @@ def wrk(urls: list[str], script: Path, connections: int, duration: int) -> dict[
         "p99_ms": quantile(0.99),
         "errors": errors,
     }
-
-
-def session_cpu_seconds(sids: list[int]) -> float:
-    """CPU time (user + system) of every live process in these sessions: the servers and their workers."""
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) in sids:
-            total += (int(fields[11]) + int(fields[12])) / _TICK
-    return total
-
-
-def wait_ready(url: str, procs: list[subprocess.Popen], timeout: float = 180.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(p.poll() is not None for p in procs):
-            raise RuntimeError(f"a server exited before {url} was ready")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} not ready within {timeout:.0f} s")
-
-
-def stop(procs: list[subprocess.Popen]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # the server's own session: it and its workers
-    for proc in procs:
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 class Server:

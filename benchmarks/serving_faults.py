@@ -31,7 +31,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,18 +39,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from _servers import stop
+
+from refarch.runtime.blob import free_port
 
 log = logging.getLogger("serving_faults")
 API_KEY = "fault-benchmark-key-0123456789"
 REDIS_PASSWORD = "fault-benchmark-redis-secret"
 VENV_BIN = Path(sys.executable).parent
 TARGETS = {"first_503_s": 0.5, "health_p99_ms": 50.0, "recovery_s": 1.0}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Redis:
@@ -290,16 +286,6 @@ def start_server(model_dir: Path, redis: Redis, args: argparse.Namespace, log_pa
     return proc
 
 
-def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", default="kill,stop", help="comma-separated: kill, stop")
@@ -332,7 +318,7 @@ def main() -> int:
                 results[name] = asyncio.run(run_scenario(name, server.port, redis, args))  # type: ignore[attr-defined]
                 log.info("%s: %s", name, results[name])
         finally:
-            stop_server(server)
+            stop([server])
             if args.server_log:
                 shutil.copy(home / "server.log", args.server_log)
     finally:

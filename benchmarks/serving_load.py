@@ -42,8 +42,6 @@ import os
 import random
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -52,16 +50,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _servers import session_cpu_seconds, stop, wait_ready
+
+from refarch.runtime.blob import free_port
 
 log = logging.getLogger("serving_load")
 API_KEY = "benchmark-key-0123456789abcdef"
 VENV_BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def build_model(home: Path, users: int, items: int, rank: int, seed: int = 7) -> str:
@@ -156,47 +151,7 @@ end
     )
 
 
-def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} not ready within {timeout:.0f} s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)  # the server's own process group: it and its workers
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
 _UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def session_cpu_seconds(sid: int) -> float:
-    """CPU time (user + system) of every live process in session `sid`: a server and its workers."""
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid:  # fields after the name: state ppid pgrp session utime(11) stime(12)
-            total += (int(fields[11]) + int(fields[12])) / _TICK
-    return total
 
 
 def parse_wrk(text: str) -> dict[str, float]:
@@ -481,14 +436,14 @@ def bench(
     fixed: list[dict[str, float]] = []
     try:
         try:
-            wait_ready(ready_url, proc)
+            wait_ready(ready_url, [proc])
         except RuntimeError:
             log.error("%s failed to start:\n%s", name, log_path.read_text()[-3000:])
             raise
         run_wrk(base_url, script, args.connections, 3, args.wrk_threads)  # warm-up
-        cpu_before = session_cpu_seconds(proc.pid)
+        cpu_before = session_cpu_seconds([proc.pid])
         result = run_wrk(base_url, script, args.connections, args.duration, args.wrk_threads)
-        cpu = session_cpu_seconds(proc.pid) - cpu_before
+        cpu = session_cpu_seconds([proc.pid]) - cpu_before
         # CPU per request is what contention on a shared machine does not distort
         result["cpu_us_per_request"] = cpu / max(result["requests"], 1) * 1e6
         result["load"] = os.getloadavg()[0]
@@ -502,7 +457,7 @@ def bench(
             log.info("%s at %.0f req/s: %s", name, rate, r)
             fixed.append(r)
     finally:
-        stop(proc)
+        stop([proc])
     return {"saturation": result, "fixed": fixed}
 
 
