@@ -246,9 +246,10 @@ def main() -> int:
         return 2
 
     from refarch.rmodel.columns import Columns
-    from refarch.rmodel.model import cpu_count, save_r_model
+    from refarch.rmodel.model import save_r_model
     from refarch.rmodel.settings import Settings
     from refarch.runtime.config import load_config
+    from refarch.serving.workers import cpu_count
 
     settings = load_config("rmodel", "local").settings(Settings)
     workers = args.workers or cpu_count()
