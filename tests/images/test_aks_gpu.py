@@ -2,44 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import re
-from pathlib import Path
 
 import pytest
 import yaml
+from aks import K8S_VERSION, AksFolder
 
-GPU = Path(__file__).resolve().parents[2] / "deploy" / "aks" / "gpu"
-K8S_VERSION = "1.31.0"  # as tests/serving/test_serving_aks.py
-
-
-def manifests() -> list[tuple[str, dict]]:
-    docs = []
-    for path in sorted(GPU.glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if doc:
-                docs.append((path.name, doc))
-    return docs
-
-
-def by_kind(kind: str) -> dict:
-    (doc,) = [d for _, d in manifests() if d["kind"] == kind]
-    return doc
-
-
-def container() -> dict:
-    (found,) = by_kind("Deployment")["spec"]["template"]["spec"]["containers"]
-    return found
-
-
-def serve_args() -> argparse.Namespace:
-    from refarch.serving.cli import add_arguments
-
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    entry = yaml.safe_load(re.search(r"^ENTRYPOINT (\[.*\])$", (GPU / "Dockerfile").read_text(), re.M).group(1))
-    assert entry[:2] == ["refarch", "serve"]
-    return parser.parse_args(entry[2:] + container()["args"])
+FOLDER = AksFolder("gpu")
+GPU = FOLDER.path
+manifests, by_kind, container, serve_args = FOLDER.manifests, FOLDER.by_kind, FOLDER.container, FOLDER.serve_args
 
 
 @pytest.mark.parametrize(("name", "doc"), manifests(), ids=lambda v: v if isinstance(v, str) else v["kind"])

@@ -4,33 +4,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
-import yaml
+from aks import K8S_VERSION, AksFolder
 
-AKS = Path(__file__).resolve().parents[2] / "deploy" / "aks" / "rmodel"
-K8S_VERSION = "1.31.0"  # as tests/serving/test_serving_aks.py
-
-
-def manifests() -> list[tuple[str, dict]]:
-    return [(p.name, d) for p in sorted(AKS.glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
-
-
-def by_kind(kind: str) -> dict:
-    (doc,) = [d for _, d in manifests() if d["kind"] == kind]
-    return doc
-
-
-def container() -> dict:
-    (c,) = by_kind("Deployment")["spec"]["template"]["spec"]["containers"]
-    return c
-
-
-def entrypoint() -> list[str]:
-    found = re.search(r"^ENTRYPOINT (\[.*\])$", (AKS / "Dockerfile").read_text(), re.M)
-    assert found, "no ENTRYPOINT in exec form"
-    return yaml.safe_load(found.group(1))
+FOLDER = AksFolder("rmodel")
+AKS = FOLDER.path
+manifests, by_kind, container, entrypoint = FOLDER.manifests, FOLDER.by_kind, FOLDER.container, FOLDER.entrypoint
 
 
 @pytest.mark.parametrize(("name", "doc"), manifests(), ids=lambda v: v if isinstance(v, str) else v["kind"])
@@ -75,14 +55,8 @@ def test_probes_secret_and_a_writable_tmp_for_r():
 
 
 def test_one_worker_per_cpu_of_the_limit():
-    import argparse
-
-    from refarch.serving.cli import add_arguments
-
     c = container()
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    args = parser.parse_args(entrypoint()[2:] + c["args"])
+    args = FOLDER.serve_args()
     assert (args.model, args.host, args.port) == ("/opt/refarch/model", "0.0.0.0", c["ports"][0]["containerPort"])
     assert args.workers == int(c["resources"]["limits"]["cpu"]) == int(c["resources"]["requests"]["cpu"])
 

@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import yaml
+from aks import K8S_VERSION, AksFolder
 
-AKS = Path(__file__).resolve().parents[2] / "deploy" / "aks"
-K8S_VERSION = "1.31.0"  # an AKS-supported minor; the schemas ship with kubernetes-validate
-
-
-def manifests() -> list[tuple[str, dict]]:
-    docs = []
-    for path in sorted(AKS.glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if doc:
-                docs.append((path.name, doc))
-    return docs
-
-
-def by_kind(kind: str) -> dict:
-    (doc,) = [d for _, d in manifests() if d["kind"] == kind]
-    return doc
+FOLDER = AksFolder()
+AKS = FOLDER.path
+manifests, by_kind = FOLDER.manifests, FOLDER.by_kind
 
 
 @pytest.mark.parametrize(("name", "doc"), manifests(), ids=lambda v: v if isinstance(v, str) else v["kind"])
@@ -112,30 +99,15 @@ def test_dockerfile_runs_refarch_serve_as_non_root_on_the_container_port():
 
 
 def test_cli_accepts_the_deployment_arguments():
-    import argparse
-
-    from refarch.serving.cli import add_arguments
-
-    deployment = by_kind("Deployment")
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    entry = yaml.safe_load(re.search(r"^ENTRYPOINT (\[.*\])$", (AKS / "Dockerfile").read_text(), re.M).group(1))
-    args = parser.parse_args(entry[2:] + container["args"])
+    args = FOLDER.serve_args()
     assert (args.model, args.host, args.port, args.workers) == ("/opt/refarch/model", "0.0.0.0", 8080, 2)
 
 
 def _deployed_settings():
     """The ServeSettings the Deployment runs with: the image's entrypoint plus the container's args."""
-    import argparse
+    from refarch.serving.cli import settings_from_args
 
-    from refarch.serving.cli import add_arguments, settings_from_args
-
-    (container,) = by_kind("Deployment")["spec"]["template"]["spec"]["containers"]
-    entry = yaml.safe_load(re.search(r"^ENTRYPOINT (\[.*\])$", (AKS / "Dockerfile").read_text(), re.M).group(1))
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    return settings_from_args(parser.parse_args(entry[2:] + container["args"]))
+    return settings_from_args(FOLDER.serve_args())
 
 
 def _nginx_size(value: str) -> int:
@@ -177,17 +149,12 @@ def test_probes_fit_the_app_timeouts():
 
 def test_the_documented_entra_id_arguments_start_jwt_auth():
     """The README's Deployment arguments for Entra ID parse into complete, usable token settings."""
-    import argparse
-
-    from refarch.serving.cli import _check, add_arguments
+    from refarch.serving.cli import _check
 
     block = re.search(r"```yaml\n(\s*args:.*?)```", (AKS / "README.md").read_text(), re.S)
     assert block, "the Entra ID args block is gone from deploy/aks/README.md"
     documented = yaml.safe_load(block.group(1))["args"]
-    entry = yaml.safe_load(re.search(r"^ENTRYPOINT (\[.*\])$", (AKS / "Dockerfile").read_text(), re.M).group(1))
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    settings = _check(parser.parse_args(entry[2:] + documented))
+    settings = _check(FOLDER.serve_args(documented))
     assert settings.auth == "jwt" and settings.jwt.problems() == []
     assert settings.jwt.issuer == "https://login.microsoftonline.com/<tenant-id>/v2.0"
     assert settings.jwt.jwks_url == "https://login.microsoftonline.com/<tenant-id>/discovery/v2.0/keys"
