@@ -413,6 +413,22 @@ else:  # pragma: no cover - Python 3.10
     _within = asyncio.wait_for
 
 
+async def _redis_io(call: Awaitable[Any]) -> Any:
+    """Await one redis.asyncio command, a lost connection always a redis.ConnectionError.
+
+    A write on a connection the server has just closed (a primary killed mid-read) escapes
+    redis.asyncio as a raw transport error (RuntimeError, TypeError or AttributeError, by Python
+    version), not a ConnectionError (redis/redis-py#4287, #3546). Only the command is awaited here,
+    so such an error is the connection's, never a bug of ours turned into a 503.
+    """
+    import redis
+
+    try:
+        return await call
+    except (RuntimeError, TypeError, AttributeError) as err:
+        raise redis.ConnectionError(f"connection lost: {type(err).__name__}: {err}") from None
+
+
 def _redis_error(err: Exception) -> StoreError:
     """A StoreError whose reason says what happened without saying where."""
     import redis
@@ -543,7 +559,7 @@ class RedisStore(RecommendationStore):
         if self.async_client is None:
             return self.get_many(user_ids)
         _, script = self._async_client()
-        found = await self._bounded(script(**self._script_args(user_ids)), timeout)
+        found = await self._bounded(_redis_io(script(**self._script_args(user_ids))), timeout)
         return self._decode(found, len(user_ids))
 
     async def ping_async(self, timeout: float) -> None:
@@ -552,7 +568,7 @@ class RedisStore(RecommendationStore):
             self.ping()
             return
         _, script = self._async_client()
-        self._decode(await self._bounded(script(**self._script_args([])), timeout), 0)
+        self._decode(await self._bounded(_redis_io(script(**self._script_args([]))), timeout), 0)
 
     @staticmethod
     async def _bounded(call: Awaitable[Any], timeout: float) -> Any:
@@ -565,13 +581,6 @@ class RedisStore(RecommendationStore):
             raise StoreError(f"serving store (redis): no answer within {timeout * 1000:.0f} ms", "timed out") from None
         except (redis.RedisError, OSError) as err:
             raise _redis_error(err) from None
-        except (RuntimeError, TypeError, AttributeError) as err:
-            # A write on a connection the server has just closed (a primary killed mid-read) escapes
-            # redis.asyncio as a raw transport error, not a ConnectionError (redis/redis-py#4287,
-            # #3546). Only the call to Redis is inside this block, so it is the connection's.
-            raise StoreError(
-                f"serving store (redis): connection lost: {type(err).__name__}: {err}", reason="unreachable"
-            ) from None
 
     def current_version(self) -> str | None:
         value = self.client.get(self._pointer)
@@ -775,19 +784,19 @@ class RedisClusterStore(RedisStore):
         client, pointer_script = self._async_client()
         for attempt in range(2):
             pointer = None if fresh or attempt else self._cached_pointer()
-            pointer = pointer or self._remember(await pointer_script(**self._pointer_args()))
+            pointer = pointer or self._remember(await _redis_io(pointer_script(**self._pointer_args())))
             if not user_ids:
                 return []
             version, buckets = pointer
             plan = self._plan(user_ids, buckets)
             commands = self._commands(version, user_ids, plan)
             if len(commands) == 1:
-                replies = [await client.hmget(*commands[0])]
+                replies = [await _redis_io(client.hmget(*commands[0]))]
             else:
                 pipe = client.pipeline()
                 for key, fields in commands:
                     pipe.hmget(key, fields)
-                replies = await pipe.execute()
+                replies = await _redis_io(pipe.execute())
             found = self._assemble(version, len(user_ids), plan, replies)
             if found is not None:
                 return found
