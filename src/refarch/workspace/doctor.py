@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from refarch.jobs.bundle import LOCAL_TARGET, Bundle, BundleError, CurrentUser, load_bundle, resolve
+from refarch.jobs.bundle import LOCAL_TARGET, Bundle, BundleError, load_bundle, resolve
 from refarch.workspace import fixes
 from refarch.workspace.report import Row, Status, exit_code, render
 
@@ -67,21 +67,17 @@ def load_target(target: str, variables: dict[str, str]) -> Bundle:
 
 def plan_for(bundle: Bundle, user_name: str) -> Plan:
     """Resolve the variables the checks need, with `${workspace.current_user.*}` the authenticated user."""
-    user = CurrentUser.of(user_name)
     bundle = bundle.as_user(user_name)  # variables such as deployer_sp may name the current user
     context: dict[str, Any] = {
         "bundle": {"name": (bundle.config.get("bundle") or {}).get("name", "bundle"), "target": bundle.target},
-        "workspace": {
-            **bundle.workspace,
-            "current_user": {"userName": user.user_name, "short_name": user.short_name},
-        },
+        "workspace": bundle.workspace,
         "var": bundle.variables,
     }
 
     def value(name: str) -> str:
         if name not in bundle.variables:
             raise BundleError(f"databricks.yml declares no variable '{name}' (the doctor needs it)")
-        return str(resolve(bundle.variables[name], context, f"var.{name}"))
+        return str(bundle.variables[name])
 
     permissions = resolve(bundle.config.get("permissions") or [], context, "permissions")
     groups = tuple(p["group_name"] for p in permissions if isinstance(p, dict) and p.get("group_name"))
