@@ -65,9 +65,10 @@ def _bundle_validate(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from refarch.workspace.doctor import parse_vars, run_doctor
+    from refarch.jobs.runner import parse_params
+    from refarch.workspace.doctor import run_doctor
 
-    return run_doctor(args.target, parse_vars(args.var), timeout=args.timeout)
+    return run_doctor(args.target, parse_params(args.var, "--var"), timeout=args.timeout)
 
 
 def _needs_serving_extra(missing: str | None) -> int:

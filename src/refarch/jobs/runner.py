@@ -77,12 +77,13 @@ class JobResult:
         return "\n".join(lines)
 
 
-def parse_params(pairs: Iterable[str]) -> dict[str, str]:
+def parse_params(pairs: Iterable[str], flag: str = "--param") -> dict[str, str]:
+    """`name=value` pairs as the Databricks CLI takes them (`--param`, `--var`): the value may hold `=`."""
     params: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise JobError(f"--param '{pair}': expected KEY=VALUE")
+            raise JobError(f"{flag} {pair!r}: expected name=value")
         params[key.strip()] = value
     return params
 

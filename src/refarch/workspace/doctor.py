@@ -47,17 +47,6 @@ class Plan:
     run_as: str | None  # the target's run_as identity; None = jobs run as whoever deploys
 
 
-def parse_vars(pairs: list[str]) -> dict[str, str]:
-    """`--var name=value` as the Databricks CLI takes it."""
-    out: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            raise ValueError(f"--var {pair!r}: expected name=value")
-        out[name.strip()] = value
-    return out
-
-
 def load_target(target: str, variables: dict[str, str]) -> Bundle:
     """The bundle for a Databricks target; BundleError (a usage error) for `local` or a bad target."""
     if target == LOCAL_TARGET:
