@@ -60,8 +60,41 @@ def tables(spark, config):
     return Tables(spark, config)
 
 
+class PythonWithoutRefarch:
+    """A Python where refarch cannot be imported, to run a script that loads a model the way Model Serving would."""
+
+    def __init__(self, python: Path) -> None:
+        self.python = python
+
+    def last_line(self, script: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+        """Run `script` (dedented) in `cwd`; its last line of output. A failure shows the script's stderr."""
+        import subprocess
+        import textwrap
+
+        done = subprocess.run(
+            [str(self.python), "-c", textwrap.dedent(script)], capture_output=True, text=True, cwd=cwd, env=env
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout.strip().splitlines()[-1]
+
+    @staticmethod
+    def registry_env(**extra: str) -> dict[str, str]:
+        """This process' environment for a script that loads from the registry: refarch's own settings left
+        out, this process' MLflow tracking and registry URIs in, then `extra`."""
+        import os
+
+        import mlflow
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("REFARCH_", "PYTHONPATH"))}
+        return (
+            env
+            | {"MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(), "MLFLOW_REGISTRY_URI": mlflow.get_registry_uri()}
+            | extra
+        )
+
+
 @pytest.fixture(scope="session")
-def python_without_refarch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def python_without_refarch(tmp_path_factory: pytest.TempPathFactory) -> PythonWithoutRefarch:
     """A Python that has this venv's libraries but cannot import refarch (as on Model Serving).
 
     A fresh venv whose site-packages points at ours through a plain path entry: the editable
@@ -92,7 +125,7 @@ def python_without_refarch(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [str(python), "-c", "import mlflow, sklearn; import refarch"], cwd=env, capture_output=True, text=True
     )
     assert "No module named 'refarch'" in probe.stderr, probe.stderr
-    return python
+    return PythonWithoutRefarch(python)
 
 
 class ServerThread:

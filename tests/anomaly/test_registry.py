@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import textwrap
 import uuid
 
@@ -127,9 +126,8 @@ def test_register_load_and_predict_without_blob_storage_or_refarch(
         print(out.to_json(orient="records", double_precision=15))
         """
     )
-    done = subprocess.run([str(python_without_refarch), "-c", script], capture_output=True, text=True, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    elsewhere = pd.read_json(done.stdout.strip().splitlines()[-1], orient="records")
+    line = python_without_refarch.last_line(script, cwd=tmp_path)
+    elsewhere = pd.read_json(line, orient="records")
     assert elsewhere["status"].tolist() == out["status"].tolist()
     assert elsewhere["is_anomaly"].tolist() == out["is_anomaly"].tolist()
     assert np.allclose(elsewhere["score"].iloc[:4], out["score"].iloc[:4], rtol=0, atol=1e-12)

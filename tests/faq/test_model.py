@@ -124,8 +124,6 @@ def test_the_registered_model_answers_without_refarch(model, config, tmp_path, p
     """Loaded from the registry by a Python that cannot import refarch (the model's own copy of the
     code), it answers what it answers here."""
     import json
-    import os
-    import subprocess
     import textwrap
 
     question = str(small_faq.duplicates["text"].iloc[0])
@@ -139,12 +137,7 @@ def test_the_registered_model_answers_without_refarch(model, config, tmp_path, p
         print(json.dumps({{"refarch": refarch.__file__, "ids": [m.id for m in answer.matches]}}))
         """
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REFARCH_", "PYTHONPATH"))}
-    env |= {"MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(), "MLFLOW_REGISTRY_URI": mlflow.get_registry_uri()}
-    done = subprocess.run(
-        [str(python_without_refarch), "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    env = python_without_refarch.registry_env()
+    out = json.loads(python_without_refarch.last_line(script, cwd=tmp_path, env=env))
     assert "/code/refarch/" in out["refarch"]  # the model's copy, not this checkout
     assert out["ids"] == [m.id for m in expected.matches] and len(out["ids"]) == 2

@@ -90,7 +90,6 @@ def test_fit_learns_an_obvious_signal(spark, algorithm):
 def test_the_logged_model_predicts_without_refarch(spark, tmp_path, python_without_refarch):
     """A Spark ML pipeline of Spark's own stages: a Python (and its own Spark) without refarch loads it
     from the logged folder and predicts what it predicts here."""
-    import subprocess
     import textwrap
 
     import mlflow
@@ -114,9 +113,8 @@ def test_the_logged_model_predicts_without_refarch(spark, tmp_path, python_witho
                            "predictions": [float(p) for p in model.predict(rows)]}}))
         """
     )
-    done = subprocess.run([str(python_without_refarch), "-c", script], capture_output=True, text=True, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
+    line = python_without_refarch.last_line(script, cwd=tmp_path)
     import json
 
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = json.loads(line)
     assert out == {"refarch": False, "predictions": expected}

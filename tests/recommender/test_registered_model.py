@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import textwrap
 from pathlib import Path
 
@@ -56,14 +54,10 @@ def test_the_registered_recommender_predicts_without_refarch(spark, config, tmp_
         }}))
         """
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REFARCH_", "PYTHONPATH"))}
-    env |= {"MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(), "MLFLOW_REGISTRY_URI": mlflow.get_registry_uri()}
-    env["REFARCH_HOME"] = str(config.home)  # the model records its store as {home}/serving.db
-    done = subprocess.run(
-        [str(python_without_refarch), "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    env = python_without_refarch.registry_env(
+        REFARCH_HOME=str(config.home)
+    )  # the model records its store as {home}/serving.db
+    out = json.loads(python_without_refarch.last_line(script, cwd=tmp_path, env=env))
     assert "/code/refarch/" in out["refarch"]  # the model's copy, not this checkout
     assert out["answers"] == [
         ["precomputed", version, [13, 14]],  # the list in the store under the test's home
