@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     job = sub.add_parser("job", help="run bundle jobs on this machine").add_subparsers(dest="action", required=True)
     run = job.add_parser("run", help="run jobs/<job>.job.yml locally")
     run.add_argument("job", help="job name (resources.jobs key) or file stem")
-    run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="job parameter")
+    run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="job parameter")
     run.add_argument("--target", default=None, help="bundle target (default $REFARCH_TARGET or local)")
     run.set_defaults(func=_job_run)
     ls = job.add_parser("list", help="list the bundle's jobs and their tasks")
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=_job_list)
     check = job.add_parser("check", help="check a job's parameters against every notebook's declaration")
     check.add_argument("job", help="job name (resources.jobs key) or file stem")
-    check.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="job parameter")
+    check.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="job parameter")
     check.add_argument("--target", default=None, help="bundle target (default $REFARCH_TARGET or local)")
     check.set_defaults(func=_job_check)
 
