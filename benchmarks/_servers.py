@@ -58,3 +58,27 @@ def session_cpu_seconds(sids: Iterable[int]) -> float:
         if int(fields[3]) in wanted:  # fields after the name: state ppid pgrp session utime(11) stime(12)
             total += (int(fields[11]) + int(fields[12])) / _TICK
     return total
+
+
+def wrk_script(path: Path, bodies: list[str], api_key: str | None, done: str = "") -> None:
+    """A wrk Lua script that cycles through pre-built `POST /invocations` requests, `done` (Lua) appended."""
+    headers = '["Content-Type"] = "application/json"' + (f', ["X-API-Key"] = "{api_key}"' if api_key else "")
+    lua_bodies = ",\n".join("[==[" + b + "]==]" for b in bodies)
+    path.write_text(
+        f"""
+local bodies = {{
+{lua_bodies}
+}}
+local requests = {{}}
+local i = 0
+init = function(args)
+  for n, b in ipairs(bodies) do
+    requests[n] = wrk.format("POST", "/invocations", {{{headers}}}, b)
+  end
+end
+request = function()
+  i = i % #requests + 1
+  return requests[i]
+end
+{done}"""
+    )

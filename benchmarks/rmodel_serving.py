@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from _servers import session_cpu_seconds, stop, wait_ready
+from _servers import session_cpu_seconds, stop, wait_ready, wrk_script
 
 from refarch.runtime.blob import free_port
 
@@ -111,37 +111,17 @@ def request_bodies(test: pd.DataFrame, inputs: list[str], rows: int, count: int)
     return [json.dumps({"inputs": [records[(i * rows + j) % len(records)] for j in range(rows)]}) for i in range(count)]
 
 
-def lua_script(path: Path, bodies: list[str], api_key: str | None) -> None:
-    """wrk cycles through pre-built requests; done() prints the counts and 999 latency quantiles as JSON."""
-    headers = '["Content-Type"] = "application/json"' + (f', ["X-API-Key"] = "{api_key}"' if api_key else "")
-    lua_bodies = ",\n".join("[==[" + b + "]==]" for b in bodies)
-    path.write_text(
-        f"""
-local bodies = {{
-{lua_bodies}
-}}
-local requests = {{}}
-local i = 0
-init = function(args)
-  for n, b in ipairs(bodies) do
-    requests[n] = wrk.format("POST", "/invocations", {{{headers}}}, b)
-  end
-end
-request = function()
-  i = i % #requests + 1
-  return requests[i]
-end
-done = function(summary, latency, requests)
-  local q = {{}}
+# wrk's done(): the counts and 999 latency quantiles as one JSON line, so runs against several ports pool
+DONE_AS_JSON = """done = function(summary, latency, requests)
+  local q = {}
   for k = 1, 999 do q[#q + 1] = string.format("%d", latency:percentile(k / 10)) end
   io.write(string.format(
-    'RESULT {{"requests": %d, "duration_us": %d, "connect": %d, "read": %d, "write": %d, "status": %d, '
-    .. '"timeout": %d, "quantiles_us": [%s]}}\\n',
+    'RESULT {"requests": %d, "duration_us": %d, "connect": %d, "read": %d, "write": %d, "status": %d, '
+    .. '"timeout": %d, "quantiles_us": [%s]}\\n',
     summary.requests, summary.duration, summary.errors.connect, summary.errors.read, summary.errors.write,
     summary.errors.status, summary.errors.timeout, table.concat(q, ",")))
 end
 """
-    )
 
 
 def wrk(urls: list[str], script: Path, connections: int, duration: int) -> dict[str, float]:
@@ -277,7 +257,7 @@ def main() -> int:
             bodies = request_bodies(test, inputs, rows, 500 if rows == 1 else 50)
             for server in ("plumber", "refarch"):
                 scripts[(label, server)] = home / f"{server}-{rows}.lua"
-                lua_script(scripts[(label, server)], bodies, API_KEY if server == "refarch" else None)
+                wrk_script(scripts[(label, server)], bodies, API_KEY if server == "refarch" else None, DONE_AS_JSON)
 
         env = {**os.environ, "REFARCH_API_KEYS": API_KEY, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
         api = plumber_file(home, rds, settings)

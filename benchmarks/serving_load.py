@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _servers import session_cpu_seconds, stop, wait_ready
+from _servers import session_cpu_seconds, stop, wait_ready, wrk_script
 
 from refarch.runtime.blob import free_port
 
@@ -126,31 +126,6 @@ def raw_requests(users: int) -> list[bytes]:
     return [f"{head}Content-Length: {len(b)}\r\n\r\n{b}".encode() for b in request_bodies(users)]
 
 
-def lua_script(path: Path, users: int) -> None:
-    """wrk cycles through the pre-built requests of `request_bodies`."""
-    bodies = request_bodies(users)
-    lua_bodies = ",\n".join("[[" + b + "]]" for b in bodies)
-    path.write_text(
-        f"""
-local bodies = {{
-{lua_bodies}
-}}
-local requests = {{}}
-local i = 0
-init = function(args)
-  for n, b in ipairs(bodies) do
-    requests[n] = wrk.format("POST", "/invocations",
-      {{["Content-Type"] = "application/json", ["X-API-Key"] = "{API_KEY}"}}, b)
-  end
-end
-request = function()
-  i = i % #requests + 1
-  return requests[i]
-end
-"""
-    )
-
-
 _UNIT = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
@@ -200,6 +175,17 @@ WARMUP_S = 2.0
 GRACE_S = 10.0  # after the last due time: answers still awaited; what is not sent by then is dropped
 
 
+def _whole_message(buffer: bytearray) -> tuple[bytes, int] | None:
+    """The lower-cased head and the size of the first whole HTTP/1.1 message in `buffer`, else None."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = bytes(buffer[:end]).lower()
+    at = head.find(b"content-length:")
+    length = int(head[at + 15 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
+    return (head, end + 4 + length) if len(buffer) >= end + 4 + length else None
+
+
 class _Connection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection: `exchange(request)` is a future of (status, server closes)."""
 
@@ -214,15 +200,13 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0 or self.waiter is None or self.waiter.done():
+        if self.waiter is None or self.waiter.done():
             return
-        head = bytes(self.buffer[:end]).lower()
-        at = head.find(b"content-length:")
-        length = int(head[at + 15 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
-        if len(self.buffer) < end + 4 + length:
+        message = _whole_message(self.buffer)
+        if message is None:
             return
-        del self.buffer[: end + 4 + length]
+        head, size = message
+        del self.buffer[:size]
         self.waiter.set_result((int(head[9:12]), b"connection: close" in head))
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -368,16 +352,8 @@ def _trivial_server(port: int, ready: Any) -> None:
 
         def data_received(self, data: bytes) -> None:
             self.buffer += data
-            while True:
-                end = self.buffer.find(b"\r\n\r\n")
-                if end < 0:
-                    return
-                head = bytes(self.buffer[:end]).lower()
-                at = head.find(b"content-length:")
-                length = int(head[at + 15 :].split(b"\r\n", 1)[0]) if at >= 0 else 0
-                if len(self.buffer) < end + 4 + length:
-                    return
-                del self.buffer[: end + 4 + length]
+            while (message := _whole_message(self.buffer)) is not None:
+                del self.buffer[: message[1]]
                 self.transport.write(answer)  # type: ignore[attr-defined]
 
     async def main() -> None:
@@ -583,7 +559,7 @@ def main() -> int:
     try:
         model = build_model(home, args.users, args.items, rank=16)
         script = home / "requests.lua"
-        lua_script(script, args.users)
+        wrk_script(script, request_bodies(args.users), API_KEY)
         env = {
             **os.environ,
             "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # mlflow execs `uvicorn`
